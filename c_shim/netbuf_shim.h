@@ -1,0 +1,70 @@
+/*
+ * netbuf_shim.h -- the boundary between the C shim and the Rust core.
+ *
+ * Everything that crosses between the C files of c_shim/ and src/ is declared here and
+ * nowhere else; build.rs runs bindgen on this file, so the Rust side sees
+ * exactly these types and the two cannot drift apart.  It includes no
+ * PostgreSQL header on purpose: Rust never calls the backend.
+ *
+ * The rule of the boundary: C calls Rust, Rust returns a status and, on
+ * failure, fills an NbError; C does every wait, every interrupt check and
+ * every ereport.  Rust never longjmps and never lets a panic escape.
+ */
+#ifndef NETBUF_SHIM_H
+#define NETBUF_SHIM_H
+
+/* A channel to the primary, owned by Rust (src/channel.rs). */
+typedef struct NbChannel NbChannel;
+
+/* What a Rust step function asks its caller to do next. */
+typedef enum NbStatus
+{
+	NB_DONE = 0,				/* the step finished */
+	NB_WAIT_READ = 1,			/* wait until the socket is readable, call again */
+	NB_WAIT_WRITE = 2,			/* wait until readable or writable, call again */
+	NB_END_OF_STREAM = 3,		/* nb_recv only: the primary ended the stream */
+	NB_ERROR = 4				/* failed: the NbError says why */
+} NbStatus;
+
+/* An error, ready for ereport: SQLSTATE plus message, detail, hint, context. */
+typedef struct NbError
+{
+	char		sqlstate[6];	/* five characters and a NUL */
+	char		message[1024];
+	char		detail[1024];	/* "" when there is none, also below */
+	char		hint[512];
+	char		context[256];
+} NbError;
+
+/*
+ * Standby side: a non-blocking state machine over libpq.  Each step returns
+ * NB_WAIT_* rather than blocking; the caller waits on nb_socket() (and its
+ * latch), at most nb_wait_timeout_ms() milliseconds (-1: no limit), then
+ * calls the same step again with the same arguments.
+ */
+extern NbChannel *nb_connect_start(const char *conninfo, NbError *err);
+extern NbStatus nb_connect_continue(NbChannel *chan, NbError *err);
+extern int	nb_socket(const NbChannel *chan);
+extern long nb_wait_timeout_ms(const NbChannel *chan);
+extern NbStatus nb_send(NbChannel *chan, const char *data, int nbytes, NbError *err);
+extern NbStatus nb_flush(NbChannel *chan, NbError *err);
+extern NbStatus nb_recv(NbChannel *chan, const char **data, int *nbytes, NbError *err);
+extern void nb_close(NbChannel *chan);
+
+/*
+ * Primary side, op 'N': checks the request ('N' then k >= 1 int32) and
+ * writes k int32, each + 300, into reply (capacity reply_cap).  Returns the
+ * reply's length, or -1 with *err filled.
+ */
+extern int	nb_op_add300(const char *request, int nbytes, char *reply, int reply_cap, NbError *err);
+
+/*
+ * Not declared here: the C entry points PostgreSQL looks up with dlsym
+ * (netbuf_shim_magic, netbuf_shim_init, netbuf_shim_finfo_serve,
+ * netbuf_shim_serve, see shim.h).  rustc exports only Rust symbols from a
+ * cdylib, so src/backend_exports.rs exports Pg_magic_func, _PG_init,
+ * pg_finfo_netbuf_serve and netbuf_serve as naked jumps to them: no Rust
+ * frame ever stands between PostgreSQL and C code that may ereport.
+ */
+
+#endif							/* NETBUF_SHIM_H */

@@ -1,0 +1,297 @@
+/*
+ * serve.c -- the primary side of netbuf: CALL netbuf.serve() turns its
+ * backend into a COPY BOTH server and answers each message with the
+ * handler registered for its first byte.
+ *
+ * Modelled on walsender.c: read with pq_getbyte_if_available, sleep on
+ * FeBeWaitSet (latch and client socket) when nothing is buffered, serve
+ * interrupts between messages, and leave quietly when the client is gone.
+ */
+#include "shim.h"
+
+#include <ctype.h>
+
+#include "executor/spi.h"
+#include "libpq/libpq.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "replication/walsender.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "tcop/tcopprot.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/wait_event.h"
+
+/* Largest request accepted, in bytes (GUC netbuf.max_message_size). */
+static int	netbuf_max_message_size = 64 * 1024 * 1024;
+
+/* One handler per op code; the built-ins register like everyone else. */
+static NetbufHandler netbuf_handlers[256];
+
+void
+netbuf_serve_register_handler(unsigned char op, NetbufHandler handler)
+{
+	if (handler == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("netbuf: cannot register a NULL handler for op code 0x%02x", op)));
+	if (netbuf_handlers[op] != NULL && netbuf_handlers[op] != handler)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("netbuf: op code 0x%02x already has a handler", op)));
+	netbuf_handlers[op] = handler;
+}
+
+/* 'E': echo the message unchanged. */
+static void
+netbuf_handle_echo(const char *request, int nbytes, StringInfo reply)
+{
+	appendBinaryStringInfo(reply, request, nbytes);
+}
+
+/* 'N': k int32 in, each + 300 out; the checking is in Rust (src/protocol.rs). */
+static void
+netbuf_handle_add300(const char *request, int nbytes, StringInfo reply)
+{
+	NbError		err;
+	int			len;
+
+	enlargeStringInfo(reply, nbytes);
+	len = nb_op_add300(request, nbytes, reply->data + reply->len,
+					   reply->maxlen - reply->len, &err);
+	if (len < 0)
+		netbuf_raise(&err);
+	reply->len += len;
+	reply->data[reply->len] = '\0';
+}
+
+void
+netbuf_serve_init(void)
+{
+	DefineCustomIntVariable("netbuf.max_message_size",
+							"Largest netbuf request the primary accepts.",
+							NULL,
+							&netbuf_max_message_size,
+							64 * 1024 * 1024,
+							16,
+							PQ_LARGE_MESSAGE_LIMIT,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+	MarkGUCPrefixReserved("netbuf");
+
+	netbuf_serve_register_handler('E', netbuf_handle_echo);
+	netbuf_serve_register_handler('N', netbuf_handle_add300);
+}
+
+/* The client is gone: leave without writing to its socket (cf. WalSndShutdown). */
+static void
+netbuf_serve_exit(void)
+{
+	whereToSendOutput = DestNone;
+	proc_exit(0);
+}
+
+/*
+ * Sleep until the client socket is readable (or writable, when replies wait
+ * to be sent) or the latch is set, then serve interrupts.
+ */
+static void
+netbuf_serve_wait(bool want_write)
+{
+	WaitEvent	event;
+
+	ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos,
+					WL_SOCKET_READABLE | (want_write ? WL_SOCKET_WRITEABLE : 0),
+					NULL);
+	(void) WaitEventSetWait(FeBeWaitSet, -1, &event, 1,
+							want_write ? WAIT_EVENT_CLIENT_WRITE : WAIT_EVENT_CLIENT_READ);
+	if (event.events & WL_POSTMASTER_DEATH)
+		ereport(FATAL,
+				(errcode(ERRCODE_ADMIN_SHUTDOWN),
+				 errmsg("terminating connection due to unexpected postmaster exit")));
+	if (event.events & WL_LATCH_SET)
+		ResetLatch(MyLatch);
+	CHECK_FOR_INTERRUPTS();
+}
+
+/* Answer one CopyData message from the client. */
+static void
+netbuf_dispatch(StringInfo request, StringInfo reply)
+{
+	unsigned char op;
+	NetbufHandler handler;
+
+	if (request->len < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("netbuf: empty message"),
+				 errdetail("A message starts with a one-byte op code.")));
+
+	op = (unsigned char) request->data[0];
+	handler = netbuf_handlers[op];
+	if (handler == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("netbuf: unknown op code 0x%02x%s%c%s", op,
+						isprint(op) ? " ('" : "", isprint(op) ? op : ' ',
+						isprint(op) ? "')" : ""),
+				 errhint("The primary serves the built-in ops 'E' and 'N' and those of modules loaded into its serving backends.")));
+
+	resetStringInfo(reply);
+	handler(request->data, request->len, reply);
+
+	if (reply->len == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("netbuf: the handler for op code 0x%02x produced an empty reply", op),
+				 errdetail("libpq cannot deliver an empty CopyData message; the client would wait forever.")));
+
+	/* Queued, not flushed: the loop flushes once its input is drained. */
+	pq_putmessage_noblock('d', reply->data, reply->len);
+}
+
+/* Serve until the client sends CopyDone (return) or goes away (exit). */
+static void
+netbuf_serve_loop(MemoryContext message_context)
+{
+	StringInfoData request;
+	StringInfoData reply;
+
+	for (;;)
+	{
+		unsigned char msgtype;
+		int			r;
+
+		CHECK_FOR_INTERRUPTS();
+
+		pq_startmsgread();
+		r = pq_getbyte_if_available(&msgtype);
+		if (r < 0)
+			netbuf_serve_exit();
+		if (r == 0)
+		{
+			/* Input drained: send what is queued, then sleep. */
+			pq_endmsgread();
+			if (pq_flush_if_writable() != 0)
+				netbuf_serve_exit();
+			netbuf_serve_wait(pq_is_send_pending());
+			continue;
+		}
+
+		MemoryContextReset(message_context);
+		{
+			MemoryContext old = MemoryContextSwitchTo(message_context);
+
+			initStringInfo(&request);
+			initStringInfo(&reply);
+			MemoryContextSwitchTo(old);
+		}
+
+		/*
+		 * An ERROR between pq_startmsgread and the end of pq_getmessage
+		 * loses protocol sync, so hold cancels while the body arrives (as
+		 * copyfromparse.c does).  Termination still works: it is FATAL.
+		 */
+		HOLD_CANCEL_INTERRUPTS();
+		r = pq_getmessage(&request, netbuf_max_message_size);
+		RESUME_CANCEL_INTERRUPTS();
+		if (r != 0)
+			netbuf_serve_exit();
+
+		switch (msgtype)
+		{
+			case 'd':			/* CopyData */
+				{
+					MemoryContext old = MemoryContextSwitchTo(message_context);
+
+					netbuf_dispatch(&request, &reply);
+					MemoryContextSwitchTo(old);
+				}
+				break;
+			case 'c':			/* CopyDone: end the stream, the CALL returns */
+				pq_putemptymessage('c');
+				if (pq_flush() != 0)
+					netbuf_serve_exit();
+				return;
+			case 'f':			/* CopyFail */
+				ereport(ERROR,
+						(errcode(ERRCODE_QUERY_CANCELED),
+						 errmsg("netbuf: the client ended the stream: %s",
+								pq_getmsgstring(&request))));
+				break;
+			case 'H':			/* Flush and Sync: nothing to do in COPY */
+			case 'S':
+				break;
+			case 'X':			/* Terminate */
+				netbuf_serve_exit();
+				break;
+			default:
+				ereport(FATAL,
+						(errcode(ERRCODE_PROTOCOL_VIOLATION),
+						 errmsg("netbuf: unexpected message type 0x%02x during COPY BOTH",
+								msgtype)));
+		}
+	}
+}
+
+Datum
+netbuf_shim_serve(PG_FUNCTION_ARGS)
+{
+	CallContext *call = (CallContext *) fcinfo->context;
+	MemoryContext message_context;
+	StringInfoData start;
+
+	/* Non-atomic so that SPI_commit below can drop the CALL's snapshot. */
+	if (call == NULL || !IsA(call, CallContext) || call->atomic)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
+				 errmsg("netbuf.serve() must be run by a top-level CALL outside a transaction block"),
+				 errhint("netbuf_connect runs CALL netbuf.serve() itself.")));
+	if (whereToSendOutput != DestRemote || am_walsender)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("netbuf.serve() needs an ordinary client connection")));
+
+	/*
+	 * A channel lives as long as the standby wants it: commit now so that it
+	 * holds no snapshot (no backend_xmin) and cannot hold back VACUUM.
+	 */
+	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect_ext failed");
+	SPI_commit();
+	SPI_finish();
+
+	/* CopyBothResponse: text format, no columns. */
+	pq_beginmessage(&start, 'W');
+	pq_sendbyte(&start, 0);
+	pq_sendint16(&start, 0);
+	pq_endmessage(&start);
+	if (pq_flush() != 0)
+		netbuf_serve_exit();
+
+	message_context = AllocSetContextCreate(TopMemoryContext,
+											"netbuf message",
+											ALLOCSET_DEFAULT_SIZES);
+	PG_TRY();
+	{
+		netbuf_serve_loop(message_context);
+	}
+	PG_FINALLY();
+	{
+		MemoryContextDelete(message_context);
+	}
+	PG_END_TRY();
+
+	PG_RETURN_VOID();
+}
+
+const Pg_finfo_record *
+netbuf_shim_finfo_serve(void)
+{
+	static const Pg_finfo_record finfo = {1};
+
+	return &finfo;
+}

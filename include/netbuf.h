@@ -1,0 +1,146 @@
+/*-------------------------------------------------------------------------
+ *
+ * netbuf.h
+ *	  A private channel between PostgreSQL backends over libpq COPY BOTH.
+ *
+ * Backend code (an extension or a patched core) includes this header after
+ * postgres.h, loads the library at run time and calls the functions below:
+ *
+ *		load_file("libnetbuf", false);
+ *		conn = netbuf_connect(NULL);			(NULL: this standby's primary_conninfo)
+ *		netbuf_send(conn, buf.data, buf.len);
+ *		len = netbuf_recv(conn, &reply, &fd);
+ *
+ * There is no link-time dependency on libnetbuf: the library publishes a
+ * table of functions in the rendezvous variable "netbuf_functions" when it
+ * is loaded, and the inline wrappers here call through it.
+ *
+ * Every function reports failure with ereport(ERROR); every wait inside
+ * them sleeps on the latch and the socket and serves interrupts, so
+ * pg_cancel_backend, pg_terminate_backend and shutdowns work as usual.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef NETBUF_H
+#define NETBUF_H
+
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+
+/* Bumped whenever NetbufFunctions changes incompatibly. */
+#define NETBUF_ABI_VERSION	1
+#define NETBUF_RENDEZVOUS	"netbuf_functions"
+
+/* A channel to the primary; opaque. */
+typedef struct NetbufConn NetbufConn;
+
+/*
+ * A handler for one op code, run in the primary's serving backend.  request
+ * is the whole message (request[0] is the op code), nbytes >= 1.  Append
+ * the reply to reply (it starts empty).  Every request must get a non-empty
+ * reply: libpq cannot carry an empty CopyData message, so an empty reply is
+ * turned into an error for the client rather than a wait that never ends.
+ * To refuse a request, ereport(ERROR): the client's netbuf_recv raises it.
+ * Memory allocated in CurrentMemoryContext is freed after each message.
+ */
+typedef void (*NetbufHandler) (const char *request, int nbytes, StringInfo reply);
+
+typedef struct NetbufFunctions
+{
+	int			abi_version;	/* NETBUF_ABI_VERSION */
+
+	/* The standby side (any backend that opens a channel). */
+	NetbufConn *(*connect) (const char *conninfo);
+	void		(*send) (NetbufConn *conn, const char *buffer, int nbytes);
+	int			(*recv) (NetbufConn *conn, char **buffer, pgsocket *wait_fd);
+	void		(*disconnect) (NetbufConn *conn);
+
+	/* The primary side (the backend running netbuf.serve()). */
+	void		(*register_handler) (unsigned char op, NetbufHandler handler);
+} NetbufFunctions;
+
+/* The table published by libnetbuf; ERROR if the library is not loaded. */
+static inline const NetbufFunctions *
+netbuf_functions(void)
+{
+	static const NetbufFunctions *functions = NULL;
+
+	if (functions == NULL)
+	{
+		const NetbufFunctions *published =
+			*(const NetbufFunctions **) find_rendezvous_variable(NETBUF_RENDEZVOUS);
+
+		if (published == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("netbuf: libnetbuf is not loaded"),
+					 errhint("Call load_file(\"libnetbuf\", false) before the first netbuf call.")));
+		if (published->abi_version != NETBUF_ABI_VERSION)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("netbuf: libnetbuf has ABI version %d, this code was built for %d",
+							published->abi_version, NETBUF_ABI_VERSION),
+					 errhint("Rebuild this module against the installed netbuf.h.")));
+		functions = published;
+	}
+	return functions;
+}
+
+/*
+ * Open a channel: connect, secure the session's search_path and run
+ * CALL netbuf.serve() on the primary.  conninfo is a libpq connection
+ * string or URI; NULL or "" means this server's primary_conninfo.  Without
+ * a dbname it connects to database "postgres".  On failure: ERROR with
+ * libpq's or the primary's message (never a password).
+ */
+static inline NetbufConn *
+netbuf_connect(const char *conninfo)
+{
+	return netbuf_functions()->connect(conninfo);
+}
+
+/*
+ * Send one message (nbytes >= 1; buffer[0] is the op code) and flush it
+ * before returning.
+ */
+static inline void
+netbuf_send(NetbufConn *conn, const char *buffer, int nbytes)
+{
+	netbuf_functions()->send(conn, buffer, nbytes);
+}
+
+/*
+ * Wait for the next message from the primary and return its length, with
+ * *buffer pointing at it; the buffer stays valid until the next netbuf_recv
+ * or netbuf_disconnect on conn.  Returns -1 when the primary ended the
+ * stream.  An error reported by the primary (an unknown op code, a
+ * malformed request, a handler's ERROR) is raised here with the primary's
+ * SQLSTATE; the channel re-opens itself on the next netbuf_send.
+ * If wait_fd is not NULL, *wait_fd is set to the channel's socket.
+ */
+static inline int
+netbuf_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd)
+{
+	return netbuf_functions()->recv(conn, buffer, wait_fd);
+}
+
+/* Close the channel; the primary's serving backend exits. */
+static inline void
+netbuf_disconnect(NetbufConn *conn)
+{
+	netbuf_functions()->disconnect(conn);
+}
+
+/*
+ * On the primary: serve requests whose first byte is op with handler, in
+ * this backend.  Call it from the _PG_init of a module loaded into the
+ * serving backends (session_preload_libraries or shared_preload_libraries),
+ * after load_file("libnetbuf", false).  ERROR if another handler has op.
+ */
+static inline void
+netbuf_register_handler(unsigned char op, NetbufHandler handler)
+{
+	netbuf_functions()->register_handler(op, handler);
+}
+
+#endif							/* NETBUF_H */

@@ -1,0 +1,58 @@
+//! The symbols PostgreSQL looks up in libnetbuf.so with dlsym.
+//!
+//! They are written in C (c_shim/), but rustc exports only Rust symbols from
+//! a cdylib (rust-lang/rust#99411), so each is exported here as a naked
+//! function that jumps to its C twin.  A naked jump builds no Rust frame:
+//! when the C code raises ERROR, its longjmp never crosses Rust, and C
+//! returns straight to PostgreSQL.
+
+use std::arch::naked_asm;
+
+unsafe extern "C" {
+    fn netbuf_shim_magic();
+    fn netbuf_shim_init();
+    fn netbuf_shim_finfo_serve();
+    fn netbuf_shim_serve();
+}
+
+#[cfg(target_arch = "x86_64")]
+macro_rules! jump {
+    ($target:ident) => {
+        naked_asm!("jmp {}", sym $target)
+    };
+}
+
+#[cfg(target_arch = "aarch64")]
+macro_rules! jump {
+    ($target:ident) => {
+        naked_asm!("b {}", sym $target)
+    };
+}
+
+/// The module magic block (`PG_MODULE_MAGIC`), checked by dfmgr.c.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn Pg_magic_func() {
+    jump!(netbuf_shim_magic)
+}
+
+/// `_PG_init`: publishes the function table and registers the built-ins.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn _PG_init() {
+    jump!(netbuf_shim_init)
+}
+
+/// `PG_FUNCTION_INFO_V1(netbuf_serve)`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_netbuf_serve() {
+    jump!(netbuf_shim_finfo_serve)
+}
+
+/// The procedure `netbuf.serve()`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn netbuf_serve() {
+    jump!(netbuf_shim_serve)
+}

@@ -1,0 +1,408 @@
+//! The core of netbuf: one channel to the primary as a non-blocking state
+//! machine over libpq.
+//!
+//! Nothing here waits.  Each `poll_*` step does what it can and returns
+//! `Step::Wait` when the socket must become ready first; the caller waits its
+//! own way and calls the same step again.  The safe Rust API (client.rs)
+//! waits with poll(2); the backend (c_shim/client.c) waits on its latch and
+//! serves interrupts.  Both therefore run exactly this code.
+
+use std::ffi::{CStr, c_int};
+use std::time::Instant;
+
+use crate::conninfo::ConnectParams;
+use crate::error::{Error, PrimaryError, Result};
+use crate::pq::{CopyBuffer, CopyData, ExecStatusType, PgConn, PgResult, PostgresPollingStatusType};
+
+/// What the socket must become before a step can make progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Read,
+    /// Readable or writable: libpq reads while it waits to write.
+    Write,
+}
+
+/// The result of one step.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step<T> {
+    Ready(T),
+    Wait(Wait),
+}
+
+/// What `poll_recv` produced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Received {
+    /// A message; read it with `Channel::message`.
+    Message,
+    /// The primary ended the stream normally (it answered our CopyDone).
+    EndOfStream,
+}
+
+/// Secures the session before anything else runs (cf. common/connect.h).
+const SECURE_SEARCH_PATH: &CStr = c"SELECT pg_catalog.set_config('search_path', '', false)";
+/// One statement per query string: a multi-statement string would make the
+/// CALL atomic, and netbuf.serve() needs a non-atomic CALL.
+const ENTER_COPY_BOTH: &CStr = c"CALL netbuf.serve()";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// PQconnectPoll has not finished.
+    Connecting,
+    /// SECURE_SEARCH_PATH is running.
+    SecuringSearchPath,
+    /// CALL netbuf.serve() is running, waiting for CopyBothResponse.
+    EnteringCopy,
+    /// In COPY BOTH: messages flow both ways.
+    Streaming,
+    /// The primary ended the stream; collecting the CALL's results.
+    Draining,
+    /// Connected, no stream open: the next send re-enters COPY BOTH.
+    Idle,
+    /// The connection is unusable; `broken` says why.
+    Broken,
+}
+
+pub(crate) struct Channel {
+    conn: PgConn,
+    phase: Phase,
+    /// libpq holds output that PQflush has not sent yet.
+    flush_pending: bool,
+    /// Connection deadline from connect_timeout (libpq's own is ignored
+    /// under PQconnectPoll).
+    deadline: Option<Instant>,
+    /// The last message received; valid until the next `poll_recv`.
+    message: Option<CopyBuffer>,
+    /// An error the primary reported, kept while its results drain.
+    pending_error: Option<Error>,
+    /// Why the channel is Broken.
+    broken: Option<Error>,
+}
+
+impl Channel {
+    /// Begin connecting; drive with `poll_connect`.
+    pub(crate) fn start(conninfo: &str) -> Result<Channel> {
+        let params = ConnectParams::new(conninfo)?;
+        let conn = PgConn::start(&params.keys, &params.values, true)
+            .ok_or_else(|| Error::Connect("out of memory allocating the connection".into()))?;
+        if conn.is_bad() {
+            return Err(Error::Connect(conn.error_message()));
+        }
+        Ok(Channel {
+            conn,
+            phase: Phase::Connecting,
+            flush_pending: false,
+            deadline: params.connect_timeout.map(|t| Instant::now() + t),
+            message: None,
+            pending_error: None,
+            broken: None,
+        })
+    }
+
+    pub(crate) fn socket(&self) -> c_int {
+        self.conn.socket()
+    }
+
+    /// How long a caller may wait before calling the step again, in
+    /// milliseconds; `None` means no limit.
+    pub(crate) fn wait_timeout_ms(&self) -> Option<u64> {
+        let deadline = self.deadline?;
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Round up so that a wait never returns just before the deadline.
+        Some(left.as_millis() as u64 + u64::from(left.subsec_nanos() % 1_000_000 != 0))
+    }
+
+    /// The message returned by the last successful `poll_recv`.
+    pub(crate) fn message(&self) -> Option<&CopyBuffer> {
+        self.message.as_ref()
+    }
+
+    /// Mark the channel unusable and return the error.
+    fn fail(&mut self, error: Error) -> Error {
+        self.phase = Phase::Broken;
+        self.broken = Some(error.clone());
+        error
+    }
+
+    /// Mark the channel unusable after a bug (a caught panic).
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    pub(crate) fn poison(&mut self, error: Error) {
+        self.fail(error);
+    }
+
+    fn lost(&mut self) -> Error {
+        let message = self.conn.error_message();
+        let message = if message.is_empty() { "the connection was closed".to_owned() } else { message };
+        self.fail(Error::ConnectionLost(message))
+    }
+
+    fn check_deadline(&mut self) -> Result<()> {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                Err(self.fail(Error::Connect("timeout expired (connect_timeout)".into())))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Send what libpq still holds; `Some(wait)` if it must wait.
+    fn flush_output(&mut self) -> Result<Option<Wait>> {
+        if !self.flush_pending {
+            return Ok(None);
+        }
+        match self.conn.flush() {
+            0 => {
+                self.flush_pending = false;
+                Ok(None)
+            }
+            1 => Ok(Some(Wait::Write)),
+            _ => Err(self.lost()),
+        }
+    }
+
+    fn send_query(&mut self, sql: &CStr, next: Phase) -> Result<()> {
+        if !self.conn.send_query(sql) {
+            return Err(self.lost());
+        }
+        self.flush_pending = true;
+        self.phase = next;
+        Ok(())
+    }
+
+    /// Read input if a result is incomplete; `Some(Wait::Read)` to wait.
+    fn absorb_input(&mut self) -> Result<Option<Wait>> {
+        if !self.conn.is_busy() {
+            return Ok(None);
+        }
+        if !self.conn.consume_input() {
+            return Err(self.lost());
+        }
+        Ok(self.conn.is_busy().then_some(Wait::Read))
+    }
+
+    /// Drive the connection until it streams (connect, secure search_path,
+    /// CALL netbuf.serve()), or until it is idle again after an error.
+    fn poll_setup(&mut self) -> Result<Step<()>> {
+        loop {
+            match self.phase {
+                Phase::Streaming => return Ok(Step::Ready(())),
+                Phase::Broken => return Err(self.broken.clone().expect("a broken channel has its error")),
+                Phase::Idle => self.send_query(ENTER_COPY_BOTH, Phase::EnteringCopy)?,
+                Phase::Connecting => {
+                    self.check_deadline()?;
+                    match self.conn.connect_poll() {
+                        PostgresPollingStatusType::PGRES_POLLING_OK => {
+                            self.deadline = None;
+                            if !self.conn.set_nonblocking() {
+                                return Err(self.lost());
+                            }
+                            self.send_query(SECURE_SEARCH_PATH, Phase::SecuringSearchPath)?;
+                        }
+                        PostgresPollingStatusType::PGRES_POLLING_READING => return Ok(Step::Wait(Wait::Read)),
+                        PostgresPollingStatusType::PGRES_POLLING_WRITING => return Ok(Step::Wait(Wait::Write)),
+                        _ => {
+                            let message = self.conn.error_message();
+                            return Err(self.fail(Error::Connect(message)));
+                        }
+                    }
+                }
+                Phase::Draining => {
+                    if let Step::Wait(wait) = self.poll_drain()? {
+                        return Ok(Step::Wait(wait));
+                    }
+                }
+                Phase::SecuringSearchPath | Phase::EnteringCopy => {
+                    if let Some(wait) = self.poll_results()? {
+                        return Ok(Step::Wait(wait));
+                    }
+                }
+            }
+        }
+    }
+
+    /// Handle the next result of the running query; `Some(wait)` if none
+    /// is complete yet.
+    fn poll_results(&mut self) -> Result<Option<Wait>> {
+        if let Some(wait) = self.flush_output()? {
+            return Ok(Some(wait));
+        }
+        if let Some(wait) = self.absorb_input()? {
+            return Ok(Some(wait));
+        }
+        match self.conn.get_result() {
+            Some(result) => self.take_result(result)?,
+            None => self.query_finished()?,
+        }
+        Ok(None)
+    }
+
+    /// The stream ended: collect the CALL's results until the connection is
+    /// idle.  An error the primary reported is returned here.
+    fn poll_drain(&mut self) -> Result<Step<Received>> {
+        while self.phase == Phase::Draining {
+            if let Some(wait) = self.poll_results()? {
+                return Ok(Step::Wait(wait));
+            }
+        }
+        Ok(Step::Ready(Received::EndOfStream))
+    }
+
+    /// One result of a setup query, or of the CALL after its stream ended.
+    fn take_result(&mut self, result: PgResult) -> Result<()> {
+        match (self.phase, result.status()) {
+            (Phase::EnteringCopy, ExecStatusType::PGRES_COPY_BOTH) => self.phase = Phase::Streaming,
+            (Phase::SecuringSearchPath, ExecStatusType::PGRES_TUPLES_OK) => {}
+            (Phase::Draining, ExecStatusType::PGRES_COMMAND_OK) => {}
+            (_, ExecStatusType::PGRES_FATAL_ERROR | ExecStatusType::PGRES_NONFATAL_ERROR) => {
+                let error = primary_error(&result);
+                let error = if self.phase == Phase::Draining { error } else { refused(error) };
+                // Keep the first error; later ones are consequences.
+                self.pending_error.get_or_insert(error);
+            }
+            (phase, status) => {
+                return Err(self.fail(Error::ConnectionLost(format!(
+                    "unexpected result {status:?} from the primary while {phase:?}"
+                ))));
+            }
+        }
+        Ok(())
+    }
+
+    /// The current query has returned all its results.
+    fn query_finished(&mut self) -> Result<()> {
+        if self.conn.is_bad() {
+            // A FATAL from the primary (terminated, shut down) ends here.
+            let error = self.pending_error.take().unwrap_or_else(|| Error::ConnectionLost(self.conn.error_message()));
+            return Err(self.fail(error));
+        }
+        if let Some(error) = self.pending_error.take() {
+            self.phase = Phase::Idle;
+            return Err(error);
+        }
+        match self.phase {
+            Phase::SecuringSearchPath => self.send_query(ENTER_COPY_BOTH, Phase::EnteringCopy),
+            Phase::Draining => {
+                self.phase = Phase::Idle;
+                Ok(())
+            }
+            _ => Err(self.fail(Error::ConnectionLost(
+                "the primary did not start COPY BOTH for CALL netbuf.serve()".into(),
+            ))),
+        }
+    }
+
+    /// Drive the connection to the streaming state.
+    pub(crate) fn poll_connect(&mut self) -> Result<Step<()>> {
+        self.poll_setup()
+    }
+
+    /// Queue one message.  If the previous stream ended (after an error the
+    /// primary reported), this first re-enters COPY BOTH.
+    pub(crate) fn poll_send(&mut self, message: &[u8]) -> Result<Step<()>> {
+        if message.is_empty() {
+            return Err(Error::InvalidArgument(
+                "cannot send an empty message: libpq does not transmit a 0-byte CopyData message, \
+                 so the primary would never see it and never reply"
+                    .into(),
+            ));
+        }
+        if message.len() > i32::MAX as usize {
+            return Err(Error::InvalidArgument(format!("message of {} bytes is too large", message.len())));
+        }
+        if let Step::Wait(wait) = self.poll_setup()? {
+            return Ok(Step::Wait(wait));
+        }
+        match self.conn.put_copy_data(message) {
+            1 => {
+                self.flush_pending = true;
+                Ok(Step::Ready(()))
+            }
+            // libpq's buffer is full (non-blocking mode): make room first.
+            0 => Ok(Step::Wait(self.flush_output()?.unwrap_or(Wait::Write))),
+            _ => Err(self.lost()),
+        }
+    }
+
+    /// Send everything queued.
+    pub(crate) fn poll_flush(&mut self) -> Result<Step<()>> {
+        if self.phase == Phase::Broken {
+            return Err(self.broken.clone().expect("a broken channel has its error"));
+        }
+        Ok(match self.flush_output()? {
+            Some(wait) => Step::Wait(wait),
+            None => Step::Ready(()),
+        })
+    }
+
+    /// Take the next message from the primary, if one has arrived.
+    pub(crate) fn poll_recv(&mut self) -> Result<Step<Received>> {
+        // The previous message's buffer is released now, as documented.
+        self.message = None;
+        match self.phase {
+            Phase::Idle => {
+                return Err(Error::InvalidArgument(
+                    "no stream is open: the previous one ended, so no reply can come; send a request first".into(),
+                ));
+            }
+            Phase::Streaming => {}
+            // Called again while the ended stream's results arrive.
+            Phase::Draining => return self.poll_drain(),
+            _ => {
+                if let Step::Wait(wait) = self.poll_setup()? {
+                    return Ok(Step::Wait(wait));
+                }
+            }
+        }
+        let pending_write = self.flush_output()?;
+        let mut read_once = false;
+        loop {
+            match self.conn.get_copy_data() {
+                CopyData::Message(buffer) => {
+                    self.message = Some(buffer);
+                    return Ok(Step::Ready(Received::Message));
+                }
+                CopyData::WouldBlock if !read_once => {
+                    if !self.conn.consume_input() {
+                        return Err(self.lost());
+                    }
+                    read_once = true;
+                }
+                CopyData::WouldBlock => return Ok(Step::Wait(pending_write.unwrap_or(Wait::Read))),
+                CopyData::Done => {
+                    self.phase = Phase::Draining;
+                    return self.poll_drain();
+                }
+                CopyData::Failed => return Err(self.lost()),
+            }
+        }
+    }
+}
+
+/// An ErrorResponse from the primary, as libpq parsed it.
+fn primary_error(result: &PgResult) -> Error {
+    use pq_sys::{PG_DIAG_MESSAGE_DETAIL, PG_DIAG_MESSAGE_HINT, PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_SQLSTATE};
+    let field = |code: u8| result.error_field(code).filter(|s| !s.is_empty());
+    let message = field(PG_DIAG_MESSAGE_PRIMARY).unwrap_or_else(|| result.error_message());
+    Error::Primary(Box::new(PrimaryError {
+        sqlstate: field(PG_DIAG_SQLSTATE).unwrap_or_else(|| "XX000".into()),
+        message,
+        detail: field(PG_DIAG_MESSAGE_DETAIL),
+        hint: field(PG_DIAG_MESSAGE_HINT),
+    }))
+}
+
+/// The primary refused to open the channel: say so, and how to fix it.
+fn refused(error: Error) -> Error {
+    let Error::Primary(mut e) = error else { return error };
+    e.message = format!("netbuf: the primary refused to open the channel: {}", e.message);
+    let hint = match e.sqlstate.as_str() {
+        // invalid_schema_name, undefined_function
+        "3F000" | "42883" => Some("Run CREATE EXTENSION netbuf on the primary, in the database the channel connects to."),
+        // insufficient_privilege
+        "42501" => Some("On the primary: GRANT EXECUTE ON PROCEDURE netbuf.serve() TO the role in the connection string."),
+        _ => None,
+    };
+    if let (Some(hint), None) = (hint, &e.hint) {
+        e.hint = Some(hint.to_owned());
+    }
+    Error::Primary(e)
+}

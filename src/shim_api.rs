@@ -1,0 +1,263 @@
+//! The C ABI that c_shim/ calls: the functions declared in
+//! c_shim/netbuf_shim.h, implemented over the same core as the Rust API.
+//!
+//! Every function here returns a status and fills an `NbError`; none of them
+//! blocks, calls into the backend or lets a panic out (a panic becomes an
+//! `XX000` error and poisons the channel it happened on).
+
+use std::ffi::{CStr, c_char, c_int, c_long};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::ptr;
+
+use crate::channel::{Channel, Received, Step, Wait};
+use crate::error::Error;
+use crate::protocol;
+
+#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]
+mod bindings {
+    include!(concat!(env!("OUT_DIR"), "/shim_bindings.rs"));
+}
+
+pub(crate) use bindings::{NbChannel, NbError, NbStatus};
+
+/// Copy `text` into a fixed C buffer, cut at a character boundary, with NUL.
+fn copy_text(buffer: &mut [c_char], text: &str) {
+    let mut end = text.len().min(buffer.len() - 1);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    for (slot, byte) in buffer.iter_mut().zip(&text.as_bytes()[..end]) {
+        *slot = *byte as c_char;
+    }
+    buffer[end] = 0;
+}
+
+/// Describe an error for ereport.
+fn fill(err: *mut NbError, sqlstate: &str, message: &str, detail: &str, hint: &str, context: &str) {
+    // SAFETY: the shim passes a pointer to its own NbError (or NULL).
+    let Some(err) = (unsafe { err.as_mut() }) else { return };
+    copy_text(&mut err.sqlstate, sqlstate);
+    copy_text(&mut err.message, message);
+    copy_text(&mut err.detail, detail);
+    copy_text(&mut err.hint, hint);
+    copy_text(&mut err.context, context);
+}
+
+fn fill_error(err: *mut NbError, error: &Error) {
+    let context = match error {
+        Error::Primary(_) => "netbuf: error reported by the primary",
+        _ => "",
+    };
+    let detail = error.detail().unwrap_or("");
+    fill(err, error.sqlstate(), &error.to_string(), detail, error.hint().unwrap_or(""), context);
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let text = payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into());
+    Error::Internal(format!("Rust panic: {text}"))
+}
+
+fn status(step: Step<()>) -> NbStatus {
+    match step {
+        Step::Ready(()) => NbStatus::NB_DONE,
+        Step::Wait(Wait::Read) => NbStatus::NB_WAIT_READ,
+        Step::Wait(Wait::Write) => NbStatus::NB_WAIT_WRITE,
+    }
+}
+
+/// Run one step on a channel: errors go to `err`, panics are caught and
+/// poison the channel.
+fn on_channel(
+    chan: *mut NbChannel,
+    err: *mut NbError,
+    step: impl FnOnce(&mut Channel) -> Result<NbStatus, Error>,
+) -> NbStatus {
+    let chan = chan.cast::<Channel>();
+    if chan.is_null() {
+        fill_error(err, &Error::InvalidArgument("the connection is NULL (netbuf_connect did not succeed?)".into()));
+        return NbStatus::NB_ERROR;
+    }
+    // SAFETY: a non-NULL chan came from nb_connect_start and is not yet closed
+    // (the shim's contract); the backend is single-threaded.
+    let outcome = catch_unwind(AssertUnwindSafe(|| step(unsafe { &mut *chan })));
+    let error = match outcome {
+        Ok(Ok(status)) => return status,
+        Ok(Err(error)) => error,
+        Err(payload) => {
+            let error = panic_error(payload);
+            // SAFETY: as above; the step's borrow ended with the unwind.
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { (*chan).poison(error.clone()) }));
+            error
+        }
+    };
+    fill_error(err, &error);
+    NbStatus::NB_ERROR
+}
+
+/// # Safety
+/// `conninfo` must be NULL or NUL-terminated; `err` must be NULL or valid.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_connect_start(conninfo: *const c_char, err: *mut NbError) -> *mut NbChannel {
+    let outcome = catch_unwind(|| {
+        if conninfo.is_null() {
+            return Err(Error::InvalidConninfo("the connection string is NULL".into()));
+        }
+        // SAFETY: non-NULL and NUL-terminated per this function's contract.
+        let conninfo = unsafe { CStr::from_ptr(conninfo) };
+        let conninfo = conninfo
+            .to_str()
+            .map_err(|_| Error::InvalidConninfo("the connection string is not valid UTF-8".into()))?;
+        Channel::start(conninfo)
+    });
+    match outcome.unwrap_or_else(|payload| Err(panic_error(payload))) {
+        Ok(channel) => Box::into_raw(Box::new(channel)).cast(),
+        Err(error) => {
+            fill_error(err, &error);
+            ptr::null_mut()
+        }
+    }
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_connect_continue(chan: *mut NbChannel, err: *mut NbError) -> NbStatus {
+    on_channel(chan, err, |c| c.poll_connect().map(status))
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_socket(chan: *const NbChannel) -> c_int {
+    // SAFETY: NULL or a live channel, per the contract.
+    match unsafe { chan.cast::<Channel>().as_ref() } {
+        Some(channel) => channel.socket(),
+        None => -1,
+    }
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_wait_timeout_ms(chan: *const NbChannel) -> c_long {
+    // SAFETY: NULL or a live channel, per the contract.
+    match unsafe { chan.cast::<Channel>().as_ref() }.and_then(Channel::wait_timeout_ms) {
+        Some(ms) => ms.min(c_long::MAX as u64) as c_long,
+        None => -1,
+    }
+}
+
+/// # Safety
+/// `chan` must be NULL or live; `data` must be NULL or valid for `nbytes`.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_send(chan: *mut NbChannel, data: *const c_char, nbytes: c_int, err: *mut NbError) -> NbStatus {
+    on_channel(chan, err, |c| {
+        let len = usize::try_from(nbytes)
+            .map_err(|_| Error::InvalidArgument(format!("cannot send a message of negative length {nbytes}")))?;
+        let message = match (data.is_null(), len) {
+            (_, 0) => &[][..],
+            (true, _) => {
+                return Err(Error::InvalidArgument(format!("the buffer is NULL but nbytes is {nbytes}")));
+            }
+            // SAFETY: non-NULL and valid for nbytes bytes per the contract.
+            (false, len) => unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) },
+        };
+        c.poll_send(message).map(status)
+    })
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_flush(chan: *mut NbChannel, err: *mut NbError) -> NbStatus {
+    on_channel(chan, err, |c| c.poll_flush().map(status))
+}
+
+/// # Safety
+/// `chan` must be NULL or live; `data` and `nbytes` must be valid pointers.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_recv(
+    chan: *mut NbChannel,
+    data: *mut *const c_char,
+    nbytes: *mut c_int,
+    err: *mut NbError,
+) -> NbStatus {
+    on_channel(chan, err, |c| match c.poll_recv()? {
+        Step::Wait(wait) => Ok(status(Step::Wait(wait))),
+        Step::Ready(Received::EndOfStream) => Ok(NbStatus::NB_END_OF_STREAM),
+        Step::Ready(Received::Message) => {
+            let message = c.message().expect("a received message is kept");
+            // SAFETY: the shim passes pointers to its own locals.
+            unsafe {
+                *data = message.as_ptr();
+                *nbytes = message.as_bytes().len() as c_int;
+            }
+            Ok(NbStatus::NB_DONE)
+        }
+    })
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start, and is invalid afterwards.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_close(chan: *mut NbChannel) {
+    if chan.is_null() {
+        return;
+    }
+    // SAFETY: chan came from Box::into_raw in nb_connect_start, closed once.
+    let channel = unsafe { Box::from_raw(chan.cast::<Channel>()) };
+    // Dropping runs PQfinish; a panic there must not reach C.
+    let _ = catch_unwind(AssertUnwindSafe(move || drop(channel)));
+}
+
+/// # Safety
+/// `request` valid for `nbytes`, `reply` writable for `reply_cap` bytes.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn nb_op_add300(
+    request: *const c_char,
+    nbytes: c_int,
+    reply: *mut c_char,
+    reply_cap: c_int,
+    err: *mut NbError,
+) -> c_int {
+    let outcome = catch_unwind(|| {
+        let (Ok(len), Ok(cap)) = (usize::try_from(nbytes), usize::try_from(reply_cap)) else {
+            return Err(Error::Internal("negative length given to the 'N' handler".into()));
+        };
+        if (request.is_null() && len > 0) || (reply.is_null() && cap > 0) {
+            return Err(Error::Internal("NULL buffer given to the 'N' handler".into()));
+        }
+        let request: &[u8] = if len == 0 {
+            &[]
+        } else {
+            // SAFETY: non-NULL and valid for nbytes bytes per the contract.
+            unsafe { std::slice::from_raw_parts(request.cast(), len) }
+        };
+        let reply: &mut [u8] = if cap == 0 {
+            &mut []
+        } else {
+            // SAFETY: non-NULL and writable for reply_cap bytes per the contract.
+            unsafe { std::slice::from_raw_parts_mut(reply.cast(), cap) }
+        };
+        Ok(protocol::add300(request, reply))
+    });
+    match outcome {
+        Ok(Ok(Ok(len))) => len as c_int,
+        Ok(Ok(Err(bad))) => {
+            fill(err, bad.sqlstate(), &bad.to_string(), "", "", "");
+            -1
+        }
+        Ok(Err(error)) => {
+            fill_error(err, &error);
+            -1
+        }
+        Err(payload) => {
+            fill_error(err, &panic_error(payload));
+            -1
+        }
+    }
+}

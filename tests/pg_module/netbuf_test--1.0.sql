@@ -1,0 +1,10 @@
+\echo Use "CREATE EXTENSION netbuf_test" to load this file. \quit
+
+CREATE FUNCTION @extschema@.exchange_n(conninfo text, vals int4[]) RETURNS int4[]
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_exchange_n';
+CREATE FUNCTION @extschema@.request(conninfo text, message bytea) RETURNS bytea
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_request';
+CREATE FUNCTION @extschema@.session_request(message bytea) RETURNS bytea
+  LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_session_request';
+CREATE FUNCTION @extschema@.misuse(what text) RETURNS void
+  LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_misuse';

@@ -1,0 +1,226 @@
+/*
+ * netbuf_test.c -- backend code that uses netbuf through include/netbuf.h,
+ * for `make demo` and `make test`.
+ *
+ * On a standby it is the seed's caller: load_file("libnetbuf"), connect,
+ * send, recv.  On the primary, loaded through session_preload_libraries, it
+ * is a module that adds its own op codes to netbuf.serve().
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "libpq/pqformat.h"
+#include "miscadmin.h"
+#include "storage/latch.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/wait_event.h"
+
+#include "netbuf.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* ---- primary side: handlers for the test op codes ---- */
+
+/* 'R': the payload reversed, after the op code. */
+static void
+handle_reverse(const char *request, int nbytes, StringInfo reply)
+{
+	appendStringInfoChar(reply, 'R');
+	for (int i = nbytes - 1; i >= 1; i--)
+		appendStringInfoChar(reply, request[i]);
+}
+
+/* 'S' + int32 milliseconds: sleep (interruptibly), then reply "S". */
+static void
+handle_sleep(const char *request, int nbytes, StringInfo reply)
+{
+	StringInfoData msg = {unconstify(char *, request), nbytes, nbytes, 1};
+	int			ms = pq_getmsgint(&msg, 4);
+	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) ms * 1000;
+
+	while (GetCurrentTimestamp() < end)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	appendStringInfoChar(reply, 'S');
+}
+
+/* 'z': an empty reply, which netbuf must refuse. */
+static void
+handle_empty(const char *request, int nbytes, StringInfo reply)
+{
+}
+
+/* 'F': a handler that fails. */
+static void
+handle_fail(const char *request, int nbytes, StringInfo reply)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_EXCEPTION),
+			 errmsg("netbuf_test: handler 'F' failed on purpose")));
+}
+
+void
+_PG_init(void)
+{
+	load_file("libnetbuf", false);
+	netbuf_register_handler('R', handle_reverse);
+	netbuf_register_handler('S', handle_sleep);
+	netbuf_register_handler('z', handle_empty);
+	netbuf_register_handler('F', handle_fail);
+}
+
+/* ---- standby side: the seed's calls ---- */
+
+static char *
+conninfo_arg(FunctionCallInfo fcinfo, int argno)
+{
+	return PG_ARGISNULL(argno) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(argno));
+}
+
+/*
+ * exchange_n(conninfo, values int4[]) -> int4[]: the seed's example.  Sends
+ * 'N' and the values, returns what the primary answered.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_exchange_n);
+Datum
+netbuf_test_exchange_n(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = conninfo_arg(fcinfo, 0);
+	ArrayType  *values = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	StringInfoData buf_blk_request;
+	NetbufConn *wrconn;
+	char	   *tmp;
+	pgsocket	fd;
+	int			len;
+	Datum	   *result;
+	StringInfoData reply;
+
+	deconstruct_array(values, INT4OID, 4, true, TYPALIGN_INT, &elems, &nulls, &nelems);
+
+	load_file("libnetbuf", false);
+
+	wrconn = netbuf_connect(conninfo);
+
+	initStringInfo(&buf_blk_request);
+	pq_sendbyte(&buf_blk_request, 'N');
+	for (int i = 0; i < nelems; i++)
+		pq_sendint32(&buf_blk_request, nulls[i] ? 0 : DatumGetInt32(elems[i]));
+
+	/* Send it */
+	netbuf_send(wrconn, buf_blk_request.data, buf_blk_request.len);
+
+	/* Read the data */
+	len = netbuf_recv(wrconn, &tmp, &fd);
+	if (len < 0 || len % 4 != 0)
+		elog(ERROR, "netbuf_test: unexpected reply of length %d", len);
+
+	reply.data = tmp;
+	reply.len = len;
+	reply.maxlen = len;
+	reply.cursor = 0;
+	result = palloc(sizeof(Datum) * (len / 4 + 1));
+	for (int i = 0; i < len / 4; i++)
+		result[i] = Int32GetDatum(pq_getmsgint(&reply, 4));
+
+	netbuf_disconnect(wrconn);
+	PG_RETURN_ARRAYTYPE_P(construct_array(result, len / 4, INT4OID, 4, true, TYPALIGN_INT));
+}
+
+static bytea *
+exchange(NetbufConn *conn, bytea *request)
+{
+	char	   *reply;
+	int			len;
+	bytea	   *result;
+
+	netbuf_send(conn, VARDATA_ANY(request), VARSIZE_ANY_EXHDR(request));
+	len = netbuf_recv(conn, &reply, NULL);
+	if (len < 0)
+		ereport(ERROR, (errmsg("netbuf_test: the primary ended the stream")));
+	result = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), reply, len);
+	return result;
+}
+
+/* request(conninfo, message bytea) -> bytea: one exchange on a new channel. */
+PG_FUNCTION_INFO_V1(netbuf_test_request);
+Datum
+netbuf_test_request(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = conninfo_arg(fcinfo, 0);
+	bytea	   *request = PG_GETARG_BYTEA_PP(1);
+	NetbufConn *conn;
+	bytea	   *result;
+
+	load_file("libnetbuf", false);
+	conn = netbuf_connect(conninfo);
+	PG_TRY();
+	{
+		result = exchange(conn, request);
+	}
+	PG_FINALLY();
+	{
+		netbuf_disconnect(conn);
+	}
+	PG_END_TRY();
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * session_request(message bytea) -> bytea: one exchange on this backend's
+ * long-lived channel to primary_conninfo, opened on first use and kept
+ * across calls and errors, as the seed keeps its connection.
+ */
+static NetbufConn *session_conn = NULL;
+
+PG_FUNCTION_INFO_V1(netbuf_test_session_request);
+Datum
+netbuf_test_session_request(PG_FUNCTION_ARGS)
+{
+	load_file("libnetbuf", false);
+	if (session_conn == NULL)
+		session_conn = netbuf_connect(NULL);
+	PG_RETURN_BYTEA_P(exchange(session_conn, PG_GETARG_BYTEA_PP(0)));
+}
+
+/* misuse(what text): call the C API wrongly; each must raise an ERROR. */
+PG_FUNCTION_INFO_V1(netbuf_test_misuse);
+Datum
+netbuf_test_misuse(PG_FUNCTION_ARGS)
+{
+	char	   *what = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char	   *buffer;
+
+	load_file("libnetbuf", false);
+	if (strcmp(what, "null_conn_send") == 0)
+		netbuf_send(NULL, "E", 1);
+	else if (strcmp(what, "null_conn_recv") == 0)
+		(void) netbuf_recv(NULL, &buffer, NULL);
+	else
+	{
+		if (session_conn == NULL)
+			session_conn = netbuf_connect(NULL);
+		if (strcmp(what, "null_buffer") == 0)
+			netbuf_send(session_conn, NULL, 4);
+		else if (strcmp(what, "negative_length") == 0)
+			netbuf_send(session_conn, "E", -1);
+		else if (strcmp(what, "empty") == 0)
+			netbuf_send(session_conn, "", 0);
+		else
+			elog(ERROR, "netbuf_test: unknown misuse \"%s\"", what);
+	}
+	PG_RETURN_VOID();
+}
