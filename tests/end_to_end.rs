@@ -1,0 +1,473 @@
+//! End to end, against a real primary and a real streaming standby: the
+//! seed's exchange from a standby backend (load_file + include/netbuf.h),
+//! the Rust API, handlers, bad input, permissions and interrupts.
+//!
+//! Needs `make install install-test-module` first; `make test` does it.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::thread::sleep;
+use std::time::{Duration, Instant};
+
+use common::{Node, Pair, PairOptions, psql, shared_pair_with};
+use netbuf::protocol::{decode_int32s, encode_add300};
+use netbuf::{Client, Error};
+
+/// A role that may log in but has no EXECUTE on netbuf.serve().
+const NO_GRANT_ROLE: &str = "netbuf_nogrant";
+/// A role with the grant and nothing else.
+const GRANTED_ROLE: &str = "netbuf_granted";
+
+fn options() -> PairOptions {
+    PairOptions {
+        // The test module adds op codes R, S, z and F to every serving backend.
+        primary_conf: vec!["session_preload_libraries = 'netbuf_test'".into()],
+        setup_sql: vec![
+            "CREATE EXTENSION netbuf".into(),
+            "CREATE EXTENSION netbuf_test".into(),
+            format!("CREATE ROLE {NO_GRANT_ROLE} LOGIN"),
+            format!("CREATE ROLE {GRANTED_ROLE} LOGIN"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {GRANTED_ROLE}"),
+            "CREATE DATABASE without_netbuf".into(),
+        ],
+        ..PairOptions::default()
+    }
+}
+
+fn pair() -> &'static Pair {
+    shared_pair_with(options)
+}
+
+/// The primary's conninfo with a tag, to find the serving backend by its
+/// application_name in pg_stat_activity.
+fn tagged(node: &Node, tag: &str) -> String {
+    format!("{} application_name={tag}", node.conninfo())
+}
+
+/// The postmaster's pid: unchanged means no crash-restart happened.
+fn postmaster_pid(node: &Node) -> String {
+    std::fs::read_to_string(node.datadir.join("postmaster.pid"))
+        .expect("postmaster.pid")
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+fn assert_no_crash(node: &Node) {
+    let log = node.log_text();
+    assert!(!log.contains("terminated by signal"), "{} log shows a crash:\n{}", node.name, node.log_tail());
+    assert!(!log.contains("protocol synchronization was lost"), "{} lost protocol sync", node.name);
+}
+
+/// Run SQL on the standby with verbose errors (SQLSTATE in the message).
+fn standby_sql(sql: &str) -> Result<String, String> {
+    psql(&pair().standby.conninfo(), &["\\set VERBOSITY verbose", sql])
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+// ---- the seed's exchange, from a standby backend -------------------------
+
+#[test]
+fn standby_backend_sends_n_100_200_300_and_gets_400_500_600() {
+    let p = pair();
+    assert_eq!(p.standby.must("SELECT pg_is_in_recovery()"), "t");
+    // NULL conninfo: the standby's primary_conninfo, as the seed does.
+    assert_eq!(
+        p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{100,200,300}')"),
+        "{400,500,600}"
+    );
+    // Other values, and an explicit conninfo without dbname.
+    let conninfo = format!("host=127.0.0.1 port={} user=postgres", p.primary.port);
+    assert_eq!(
+        p.standby.must(&format!("SELECT netbuf_test.exchange_n('{conninfo}', '{{1,2,3,4}}')")),
+        "{301,302,303,304}"
+    );
+    assert_eq!(
+        p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{-300,0,2147483347}')"),
+        "{0,300,2147483647}"
+    );
+    assert_eq!(p.standby.must("SELECT netbuf_test.exchange_n('', '{7}')"), "{307}");
+}
+
+#[test]
+fn standby_backend_echo_and_module_handler() {
+    let p = pair();
+    let echo = p.standby.must("SELECT netbuf_test.request(NULL, '\\x4500ff00'::bytea)");
+    assert_eq!(echo, "\\x4500ff00");
+    // 'R' comes from the test module loaded into the serving backend.
+    let reversed = p.standby.must("SELECT netbuf_test.request(NULL, convert_to('Rabc', 'UTF8'))");
+    assert_eq!(reversed, format!("\\x{}", hex(b"Rcba")));
+}
+
+// ---- the Rust API ---------------------------------------------------------
+
+#[test]
+fn rust_api_seed_exchange() {
+    let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
+    let reply = client.request(&encode_add300(&[100, 200, 300])).unwrap();
+    assert_eq!(reply.len(), 12);
+    assert_eq!(decode_int32s(&reply), Some(vec![400, 500, 600]));
+}
+
+#[test]
+fn rust_api_echo_payloads_round_trip_intact() {
+    let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
+    let mut big = vec![b'E'];
+    big.extend((0..1024 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
+    let payloads: Vec<Vec<u8>> = vec![
+        b"E".to_vec(),                // empty payload: the message is just the op
+        b"Ex".to_vec(),               // one byte
+        b"E\0a\0\0b\0".to_vec(),      // NULs inside
+        big,                          // 1 MiB of payload
+    ];
+    for payload in &payloads {
+        let reply = client.request(payload).unwrap();
+        assert_eq!(reply.len(), payload.len());
+        assert!(reply == *payload, "echo of {} bytes came back changed", payload.len());
+    }
+}
+
+#[test]
+fn rust_api_ten_thousand_messages_in_order() {
+    let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
+    for i in 0..10_000i32 {
+        let reply = client.request(&encode_add300(&[i, -i])).unwrap();
+        assert_eq!(decode_int32s(&reply), Some(vec![i + 300, 300 - i]), "reply {i}");
+    }
+}
+
+#[test]
+fn rust_api_module_handler_answers_its_op() {
+    let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
+    assert_eq!(client.request(b"Rhello").unwrap(), b"Rolleh");
+}
+
+#[test]
+fn conninfo_without_dbname_uses_postgres_and_shows_in_pg_stat_activity() {
+    let p = pair();
+    let conninfo = format!("postgresql://postgres@127.0.0.1:{}?application_name=nodb_probe", p.primary.port);
+    let mut client = Client::connect(&conninfo).expect("connect with a URI and no dbname");
+    assert_eq!(client.request(b"Eping").unwrap(), b"Eping");
+    // The serving backend tells the truth: database, query, no snapshot held.
+    let row = p.primary.must(
+        "SELECT datname, query, backend_xmin IS NULL, backend_xid IS NULL FROM pg_stat_activity \
+         WHERE application_name = 'nodb_probe'",
+    );
+    assert_eq!(row, "postgres|CALL netbuf.serve()|t|t");
+    client.close();
+    p.primary
+        .wait_for(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'nodb_probe'",
+            "0",
+            Duration::from_secs(5),
+        )
+        .expect("the serving backend exits when the client closes");
+}
+
+// ---- bad input ------------------------------------------------------------
+
+#[test]
+fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
+    let p = pair();
+    let pm_before = postmaster_pid(&p.primary);
+    let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
+
+    let cases: [(&[u8], &str, &str); 5] = [
+        (b"Zabc", "08P01", "unknown op code 0x5a ('Z')"),
+        (b"N", "08P01", "'N' message: it carries no value"),
+        (b"N\0\0\0\x01\0\0", "08P01", "length 7 is not 1 + 4k"),
+        (b"z", "08P01", "produced an empty reply"),
+        (b"F", "22000", "handler 'F' failed on purpose"),
+    ];
+    for (request, sqlstate, text) in cases {
+        let error = client.request(request).expect_err("a bad request must fail");
+        assert_eq!(error.sqlstate(), sqlstate, "{error}");
+        assert!(error.to_string().contains(text), "{error:?} should mention {text:?}");
+        // The same channel works again right away.
+        let reply = client.request(&encode_add300(&[1])).unwrap();
+        assert_eq!(decode_int32s(&reply), Some(vec![301]));
+    }
+
+    let error = client.send(b"").expect_err("empty message");
+    assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
+    assert!(error.to_string().contains("empty message"), "{error}");
+    assert_eq!(client.request(b"Eok").unwrap(), b"Eok");
+
+    assert_eq!(postmaster_pid(&p.primary), pm_before);
+    assert_no_crash(&p.primary);
+}
+
+#[test]
+fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
+    let p = pair();
+    let pm_primary = postmaster_pid(&p.primary);
+    let pm_standby = postmaster_pid(&p.standby);
+    // One standby session keeps its channel across the errors (seed model):
+    // a psql script on stdin goes on after a failed statement.
+    let script = [
+        "SELECT netbuf_test.session_request('\\x4e'::bytea);",
+        "SELECT netbuf_test.session_request('\\x5a00'::bytea);",
+        "SELECT netbuf_test.session_request('\\x4e000001'::bytea);",
+        "SELECT netbuf_test.session_request(''::bytea);",
+        "SELECT netbuf_test.session_request('\\x7a'::bytea);",
+        "SELECT netbuf_test.session_request('\\x4e00000064000000c80000012c'::bytea);",
+    ]
+    .join("\n");
+    let output = Command::new("psql")
+        .args(["-X", "-At", "-v", "VERBOSITY=verbose", "-d", &p.standby.conninfo()])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child.stdin.take().expect("stdin").write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("psql");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for expected in [
+        "ERROR:  08P01: netbuf: malformed 'N' message: it carries no value",
+        "ERROR:  08P01: netbuf: unknown op code 0x5a ('Z')",
+        "ERROR:  08P01: netbuf: malformed 'N' message: length 4 is not 1 + 4k",
+        "ERROR:  22023: netbuf: cannot send an empty message",
+        "ERROR:  08P01: netbuf: the handler for op code 0x7a produced an empty reply",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(stderr.contains("CONTEXT:  netbuf: error reported by the primary"), "{stderr}");
+    // After all that, the same backend's channel still answers.
+    assert_eq!(stdout.trim(), format!("\\x{}", hex(&[0, 0, 1, 144, 0, 0, 1, 244, 0, 0, 2, 88])));
+
+    assert_eq!(postmaster_pid(&p.primary), pm_primary);
+    assert_eq!(postmaster_pid(&p.standby), pm_standby);
+    assert_no_crash(&p.primary);
+    assert_no_crash(&p.standby);
+}
+
+#[test]
+fn c_api_misuse_raises_errors_not_crashes() {
+    let p = pair();
+    let pm = postmaster_pid(&p.standby);
+    for (what, text) in [
+        ("null_conn_send", "the connection is NULL"),
+        ("null_conn_recv", "the connection is NULL"),
+        ("null_buffer", "the buffer is NULL but nbytes is 4"),
+        ("negative_length", "negative length -1"),
+        ("empty", "cannot send an empty message"),
+    ] {
+        let error = standby_sql(&format!("SELECT netbuf_test.misuse('{what}')")).expect_err(what);
+        assert!(error.contains(text), "{what}: {error}");
+        assert!(error.contains("22023"), "{what}: {error}");
+    }
+    assert_eq!(postmaster_pid(&p.standby), pm);
+    assert_no_crash(&p.standby);
+}
+
+// ---- who may connect ------------------------------------------------------
+
+#[test]
+fn role_without_grant_is_refused() {
+    let p = pair();
+    let conninfo = p.primary.conninfo_db("postgres", NO_GRANT_ROLE);
+    let error = Client::connect(&conninfo).err().expect("no EXECUTE, no channel");
+    assert_eq!(error.sqlstate(), "42501", "{error:?}");
+    assert!(error.to_string().contains("permission denied for procedure serve"), "{error}");
+    assert!(error.hint().is_some_and(|h| h.contains("GRANT EXECUTE ON PROCEDURE netbuf.serve()")), "{error:?}");
+    // From a standby backend: the same error, with its SQLSTATE.
+    let error = standby_sql(&format!("SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)")).unwrap_err();
+    assert!(error.contains("42501") && error.contains("permission denied for procedure serve"), "{error}");
+    // The grant is all it takes.
+    let mut client = Client::connect(&p.primary.conninfo_db("postgres", GRANTED_ROLE)).expect("granted role");
+    assert_eq!(client.request(b"Eyes").unwrap(), b"Eyes");
+}
+
+#[test]
+fn primary_without_extension_is_named_as_the_cause() {
+    let p = pair();
+    let error = Client::connect(&p.primary.conninfo_db("without_netbuf", "postgres")).err().expect("no extension");
+    assert_eq!(error.sqlstate(), "3F000", "{error:?}");
+    assert!(error.to_string().contains("schema \"netbuf\" does not exist"), "{error}");
+    assert!(error.hint().is_some_and(|h| h.contains("CREATE EXTENSION netbuf")), "{error:?}");
+}
+
+#[test]
+fn connect_errors_never_show_the_password() {
+    let p = pair();
+    let conninfo = format!("host=127.0.0.1 port={} user=nosuchrole password=Sup3rSecret", p.primary.port);
+    let error = Client::connect(&conninfo).err().expect("unknown role");
+    assert!(matches!(error, Error::Connect(_)), "{error:?}");
+    assert!(error.to_string().contains("nosuchrole"), "{error}");
+    assert!(!format!("{error:?}").contains("Sup3rSecret"), "{error:?}");
+    let error = standby_sql(&format!("SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)")).unwrap_err();
+    assert!(error.contains("08001") && !error.contains("Sup3rSecret"), "{error}");
+}
+
+// ---- interrupts -----------------------------------------------------------
+
+/// A psql on the standby whose backend waits in netbuf_recv: the primary's
+/// test handler 'S' sleeps 60 s before replying.
+fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
+    let sql = format!(
+        "SELECT netbuf_test.request('{}', '\\x530000ea60'::bytea) /* {tag} */",
+        tagged(&p.primary, tag)
+    );
+    let child = Command::new("psql")
+        .args(["-X", "-At", "-d", &p.standby.conninfo(), "-c", &sql])
+        .env("LC_ALL", "C")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    // Wait until the backend sleeps on its latch inside netbuf_recv.
+    let find = format!(
+        "SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* {tag} */%' \
+         AND wait_event = 'Extension' AND pid <> pg_backend_pid()"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pid = p.standby.must(&find);
+        if !pid.is_empty() {
+            return (child, pid);
+        }
+        assert!(Instant::now() < deadline, "the standby backend never blocked in netbuf_recv");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+/// Wait for a child psql to end; returns its stderr and how long it took.
+fn finish(mut child: Child, since: Instant) -> (String, Duration) {
+    let deadline = since + Duration::from_secs(10);
+    loop {
+        if child.try_wait().expect("try_wait").is_some() {
+            let elapsed = since.elapsed();
+            let output = child.wait_with_output().expect("output");
+            return (String::from_utf8_lossy(&output.stderr).into_owned(), elapsed);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("psql still running 10 s after the interrupt");
+        }
+        sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn cancel_ends_a_standby_backend_blocked_in_recv_within_a_second() {
+    let p = pair();
+    let (child, pid) = start_blocked_standby_call(p, "cancel_standby");
+    let t0 = Instant::now();
+    assert_eq!(p.standby.must(&format!("SELECT pg_cancel_backend({pid})")), "t");
+    let (stderr, elapsed) = finish(child, t0);
+    assert!(stderr.contains("canceling statement due to user request"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
+    // The backend survived the cancel.
+    assert_no_crash(&p.standby);
+}
+
+#[test]
+fn terminate_ends_a_standby_backend_blocked_in_recv_within_a_second() {
+    let p = pair();
+    let (child, pid) = start_blocked_standby_call(p, "terminate_standby");
+    let t0 = Instant::now();
+    assert_eq!(p.standby.must(&format!("SELECT pg_terminate_backend({pid})")), "t");
+    let (stderr, elapsed) = finish(child, t0);
+    assert!(stderr.contains("terminating connection due to administrator command"), "{stderr}");
+    assert!(elapsed < Duration::from_secs(1), "terminate took {elapsed:?}");
+    assert_no_crash(&p.standby);
+}
+
+/// The pid of the serving backend whose application_name is tag.
+fn serving_pid(p: &Pair, tag: &str) -> String {
+    let sql = format!(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' AND query = 'CALL netbuf.serve()'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pid = p.primary.must(&sql);
+        if !pid.is_empty() {
+            return pid;
+        }
+        assert!(Instant::now() < deadline, "no serving backend for {tag}");
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
+    let p = pair();
+    for (function, tag, expected) in [
+        ("pg_cancel_backend", "cancel_primary", "canceling statement due to user request"),
+        ("pg_terminate_backend", "terminate_primary", "terminating connection due to administrator command"),
+    ] {
+        // The serving backend waits for input on its socket; a standby
+        // backend waits for the 'S' reply on the other end.
+        let (child, _) = start_blocked_standby_call(p, tag);
+        let pid = serving_pid(p, tag);
+        let t0 = Instant::now();
+        assert_eq!(p.primary.must(&format!("SELECT {function}({pid})")), "t");
+        let (stderr, elapsed) = finish(child, t0);
+        assert!(stderr.contains(expected), "{function}: {stderr}");
+        assert!(elapsed < Duration::from_secs(1), "{function} took {elapsed:?}");
+        p.primary
+            .wait_for(
+                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active'"),
+                "0",
+                Duration::from_secs(5),
+            )
+            .expect("the serving backend stops serving");
+    }
+    assert_no_crash(&p.primary);
+}
+
+#[test]
+fn serving_backend_waiting_for_input_obeys_terminate() {
+    let p = pair();
+    let tag = "idle_channel";
+    let mut client = Client::connect(&tagged(&p.primary, tag)).expect("connect");
+    assert_eq!(client.request(b"Ehi").unwrap(), b"Ehi");
+    let pid = serving_pid(p, tag);
+    assert_eq!(
+        p.primary.must(&format!("SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}")),
+        "ClientRead"
+    );
+    let t0 = Instant::now();
+    assert_eq!(p.primary.must(&format!("SELECT pg_terminate_backend({pid})")), "t");
+    p.primary
+        .wait_for(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"), "0", Duration::from_secs(1))
+        .expect("serving backend gone within a second");
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    // libpq reports the primary's FATAL as part of the lost connection.
+    let error = client.request(b"Eagain").expect_err("the channel is gone");
+    assert!(matches!(error, Error::ConnectionLost(_)), "{error:?}");
+    assert!(error.to_string().contains("terminating connection due to administrator command"), "{error}");
+}
+
+#[test]
+fn fast_shutdown_is_not_held_up_by_netbuf() {
+    // A private pair: this test stops its servers.
+    let mut p = Pair::start(options());
+    let (child, _) = start_blocked_standby_call(&p, "shutdown_standby");
+    let t0 = Instant::now();
+    p.standby.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"]).expect("standby stops");
+    let standby_stop = t0.elapsed();
+    let (stderr, _) = finish(child, t0);
+    assert!(stderr.contains("terminating connection due to administrator command"), "{stderr}");
+
+    let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
+    assert_eq!(client.request(b"Eup").unwrap(), b"Eup");
+    let t0 = Instant::now();
+    p.primary.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"]).expect("primary stops");
+    let primary_stop = t0.elapsed();
+    assert!(standby_stop < Duration::from_secs(2), "standby fast shutdown took {standby_stop:?}");
+    assert!(primary_stop < Duration::from_secs(2), "primary fast shutdown took {primary_stop:?}");
+    assert!(client.request(b"Egone").is_err());
+    p.stop();
+}
