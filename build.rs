@@ -23,8 +23,15 @@ mod backend {
             .arg(arg)
             .output()
             .unwrap_or_else(|e| panic!("cannot run {program} {arg}: {e}; install postgresql-server-dev-NN or set PG_CONFIG"));
-        assert!(output.status.success(), "{program} {arg} failed: {}", String::from_utf8_lossy(&output.stderr));
-        String::from_utf8(output.stdout).expect("pg_config prints UTF-8").trim().to_owned()
+        assert!(
+            output.status.success(),
+            "{program} {arg} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout)
+            .expect("pg_config prints UTF-8")
+            .trim()
+            .to_owned()
     }
 
     pub fn build() {
@@ -66,8 +73,12 @@ mod backend {
             .layout_tests(true)
             .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
             .generate()
-            .expect("bindgen could not read c_shim/netbuf_shim.h (needs libclang: Debian libclang-dev)");
+            .expect(
+                "bindgen could not read c_shim/netbuf_shim.h (needs libclang: Debian libclang-dev)",
+            );
         let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-        bindings.write_to_file(out.join("shim_bindings.rs")).expect("write shim_bindings.rs");
+        bindings
+            .write_to_file(out.join("shim_bindings.rs"))
+            .expect("write shim_bindings.rs");
     }
 }

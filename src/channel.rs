@@ -12,7 +12,9 @@ use std::time::Instant;
 
 use crate::conninfo::ConnectParams;
 use crate::error::{Error, PrimaryError, Result};
-use crate::pq::{CopyBuffer, CopyData, ExecStatusType, PgConn, PgResult, PostgresPollingStatusType};
+use crate::pq::{
+    CopyBuffer, CopyData, ExecStatusType, PgConn, PgResult, PostgresPollingStatusType,
+};
 
 /// What the socket must become before a step can make progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,7 +133,11 @@ impl Channel {
 
     fn lost(&mut self) -> Error {
         let message = self.conn.error_message();
-        let message = if message.is_empty() { "the connection was closed".to_owned() } else { message };
+        let message = if message.is_empty() {
+            "the connection was closed".to_owned()
+        } else {
+            message
+        };
         self.fail(Error::ConnectionLost(message))
     }
 
@@ -185,7 +191,9 @@ impl Channel {
         loop {
             match self.phase {
                 Phase::Streaming => return Ok(Step::Ready(())),
-                Phase::Broken => return Err(self.broken.clone().expect("a broken channel has its error")),
+                Phase::Broken => {
+                    return Err(self.broken.clone().expect("a broken channel has its error"));
+                }
                 Phase::Idle => self.send_query(ENTER_COPY_BOTH, Phase::EnteringCopy)?,
                 Phase::Connecting => {
                     self.check_deadline()?;
@@ -197,8 +205,12 @@ impl Channel {
                             }
                             self.send_query(SECURE_SEARCH_PATH, Phase::SecuringSearchPath)?;
                         }
-                        PostgresPollingStatusType::PGRES_POLLING_READING => return Ok(Step::Wait(Wait::Read)),
-                        PostgresPollingStatusType::PGRES_POLLING_WRITING => return Ok(Step::Wait(Wait::Write)),
+                        PostgresPollingStatusType::PGRES_POLLING_READING => {
+                            return Ok(Step::Wait(Wait::Read));
+                        }
+                        PostgresPollingStatusType::PGRES_POLLING_WRITING => {
+                            return Ok(Step::Wait(Wait::Write));
+                        }
                         _ => {
                             let message = self.conn.error_message();
                             return Err(self.fail(Error::Connect(message)));
@@ -254,7 +266,11 @@ impl Channel {
             (Phase::Draining, ExecStatusType::PGRES_COMMAND_OK) => {}
             (_, ExecStatusType::PGRES_FATAL_ERROR | ExecStatusType::PGRES_NONFATAL_ERROR) => {
                 let error = primary_error(&result);
-                let error = if self.phase == Phase::Draining { error } else { refused(error) };
+                let error = if self.phase == Phase::Draining {
+                    error
+                } else {
+                    refused(error)
+                };
                 // Keep the first error; later ones are consequences.
                 self.pending_error.get_or_insert(error);
             }
@@ -271,7 +287,10 @@ impl Channel {
     fn query_finished(&mut self) -> Result<()> {
         if self.conn.is_bad() {
             // A FATAL from the primary (terminated, shut down) ends here.
-            let error = self.pending_error.take().unwrap_or_else(|| Error::ConnectionLost(self.conn.error_message()));
+            let error = self
+                .pending_error
+                .take()
+                .unwrap_or_else(|| Error::ConnectionLost(self.conn.error_message()));
             return Err(self.fail(error));
         }
         if let Some(error) = self.pending_error.take() {
@@ -306,7 +325,10 @@ impl Channel {
             ));
         }
         if message.len() > i32::MAX as usize {
-            return Err(Error::InvalidArgument(format!("message of {} bytes is too large", message.len())));
+            return Err(Error::InvalidArgument(format!(
+                "message of {} bytes is too large",
+                message.len()
+            )));
         }
         if let Step::Wait(wait) = self.poll_setup()? {
             return Ok(Step::Wait(wait));
@@ -379,7 +401,9 @@ impl Channel {
 
 /// An ErrorResponse from the primary, as libpq parsed it.
 fn primary_error(result: &PgResult) -> Error {
-    use pq_sys::{PG_DIAG_MESSAGE_DETAIL, PG_DIAG_MESSAGE_HINT, PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_SQLSTATE};
+    use pq_sys::{
+        PG_DIAG_MESSAGE_DETAIL, PG_DIAG_MESSAGE_HINT, PG_DIAG_MESSAGE_PRIMARY, PG_DIAG_SQLSTATE,
+    };
     let field = |code: u8| result.error_field(code).filter(|s| !s.is_empty());
     let message = field(PG_DIAG_MESSAGE_PRIMARY).unwrap_or_else(|| result.error_message());
     Error::Primary(Box::new(PrimaryError {
@@ -392,13 +416,22 @@ fn primary_error(result: &PgResult) -> Error {
 
 /// The primary refused to open the channel: say so, and how to fix it.
 fn refused(error: Error) -> Error {
-    let Error::Primary(mut e) = error else { return error };
-    e.message = format!("netbuf: the primary refused to open the channel: {}", e.message);
+    let Error::Primary(mut e) = error else {
+        return error;
+    };
+    e.message = format!(
+        "netbuf: the primary refused to open the channel: {}",
+        e.message
+    );
     let hint = match e.sqlstate.as_str() {
         // invalid_schema_name, undefined_function
-        "3F000" | "42883" => Some("Run CREATE EXTENSION netbuf on the primary, in the database the channel connects to."),
+        "3F000" | "42883" => Some(
+            "Run CREATE EXTENSION netbuf on the primary, in the database the channel connects to.",
+        ),
         // insufficient_privilege
-        "42501" => Some("On the primary: GRANT EXECUTE ON PROCEDURE netbuf.serve() TO the role in the connection string."),
+        "42501" => Some(
+            "On the primary: GRANT EXECUTE ON PROCEDURE netbuf.serve() TO the role in the connection string.",
+        ),
         _ => None,
     };
     if let (Some(hint), None) = (hint, &e.hint) {

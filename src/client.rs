@@ -53,7 +53,9 @@ impl Client {
         self.send(message)?;
         match self.recv()? {
             Some(reply) => Ok(reply.to_vec()),
-            None => Err(Error::ConnectionLost("the primary ended the stream instead of replying".into())),
+            None => Err(Error::ConnectionLost(
+                "the primary ended the stream instead of replying".into(),
+            )),
         }
     }
 
@@ -62,7 +64,10 @@ impl Client {
 }
 
 /// Repeat a step, waiting on the socket between tries, until it is done.
-fn block<T>(channel: &mut Channel, mut step: impl FnMut(&mut Channel) -> Result<Step<T>>) -> Result<T> {
+fn block<T>(
+    channel: &mut Channel,
+    mut step: impl FnMut(&mut Channel) -> Result<Step<T>>,
+) -> Result<T> {
     loop {
         match step(channel)? {
             Step::Ready(value) => return Ok(value),
@@ -76,7 +81,11 @@ fn wait_socket(channel: &Channel, wait: Wait) -> Result<()> {
         Wait::Read => libc::POLLIN,
         Wait::Write => libc::POLLIN | libc::POLLOUT,
     };
-    let mut pollfd = libc::pollfd { fd: channel.socket(), events, revents: 0 };
+    let mut pollfd = libc::pollfd {
+        fd: channel.socket(),
+        events,
+        revents: 0,
+    };
     let timeout = match channel.wait_timeout_ms() {
         Some(ms) => ms.min(i32::MAX as u64) as libc::c_int,
         None => -1,
@@ -85,7 +94,9 @@ fn wait_socket(channel: &Channel, wait: Wait) -> Result<()> {
     if unsafe { libc::poll(&mut pollfd, 1, timeout) } < 0 {
         let error = io::Error::last_os_error();
         if error.kind() != io::ErrorKind::Interrupted {
-            return Err(Error::ConnectionLost(format!("poll() on the channel's socket failed: {error}")));
+            return Err(Error::ConnectionLost(format!(
+                "poll() on the channel's socket failed: {error}"
+            )));
         }
     }
     // Readiness, timeout or EINTR: the step itself decides what happened.

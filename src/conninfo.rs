@@ -25,14 +25,19 @@ fn cstring(text: &str, what: &str) -> Result<CString> {
 }
 
 fn is_true(value: &str) -> bool {
-    !matches!(value.to_ascii_lowercase().as_str(), "" | "0" | "false" | "off" | "no")
+    !matches!(
+        value.to_ascii_lowercase().as_str(),
+        "" | "0" | "false" | "off" | "no"
+    )
 }
 
 /// libpq's reading of connect_timeout: whole seconds, 0 or empty means none,
 /// 1 means 2 (libpq's minimum).
 fn parse_connect_timeout(value: &str) -> Result<Option<Duration>> {
     let seconds: i64 = value.trim().parse().map_err(|_| {
-        Error::InvalidConninfo(format!("invalid integer value \"{value}\" for connection option \"connect_timeout\""))
+        Error::InvalidConninfo(format!(
+            "invalid integer value \"{value}\" for connection option \"connect_timeout\""
+        ))
     })?;
     Ok(match seconds {
         s if s <= 0 => None,
@@ -61,14 +66,21 @@ impl ConnectParams {
 
         // The whole string goes in as dbname with expand_dbname, so a URI and
         // key=value both work; later keys apply only where it is silent.
-        let mut keys = vec![c"dbname".to_owned(), c"fallback_application_name".to_owned()];
+        let mut keys = vec![
+            c"dbname".to_owned(),
+            c"fallback_application_name".to_owned(),
+        ];
         let mut values = vec![conninfo_c, c"netbuf".to_owned()];
         let has_dbname = options.get("dbname").is_some_and(|v| !v.is_empty());
         if !has_dbname && std::env::var_os("PGDATABASE").is_none() {
             keys.push(c"dbname".to_owned());
             values.push(c"postgres".to_owned());
         }
-        Ok(ConnectParams { keys, values, connect_timeout })
+        Ok(ConnectParams {
+            keys,
+            values,
+            connect_timeout,
+        })
     }
 }
 
@@ -92,7 +104,10 @@ mod tests {
             return;
         }
         let p = ConnectParams::new("host=127.0.0.1 port=5432").unwrap();
-        assert_eq!(value_of(&p, "dbname"), ["host=127.0.0.1 port=5432", "postgres"]);
+        assert_eq!(
+            value_of(&p, "dbname"),
+            ["host=127.0.0.1 port=5432", "postgres"]
+        );
         let p = ConnectParams::new("host=127.0.0.1 dbname=other").unwrap();
         assert_eq!(value_of(&p, "dbname"), ["host=127.0.0.1 dbname=other"]);
         let p = ConnectParams::new("postgresql://u@127.0.0.1:5/mydb").unwrap();
@@ -101,7 +116,9 @@ mod tests {
 
     #[test]
     fn refuses_replication_and_bad_strings() {
-        let e = ConnectParams::new("host=x replication=database").err().unwrap();
+        let e = ConnectParams::new("host=x replication=database")
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("replication"), "{e}");
         assert!(ConnectParams::new("host=x replication=false").is_ok());
         let e = ConnectParams::new("host=x nosuchoption=1").err().unwrap();
@@ -121,7 +138,9 @@ mod tests {
 
     #[test]
     fn password_never_in_parse_errors() {
-        let e = ConnectParams::new("host=x password=s3cret bogus=1").err().unwrap();
+        let e = ConnectParams::new("host=x password=s3cret bogus=1")
+            .err()
+            .unwrap();
         assert!(!e.to_string().contains("s3cret"), "{e}");
     }
 }

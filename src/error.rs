@@ -57,12 +57,12 @@ impl Error {
     /// for the others.
     pub fn sqlstate(&self) -> &str {
         match self {
-            Error::InvalidConninfo(_) => "22023",       // invalid_parameter_value
-            Error::Connect(_) => "08001", // sqlclient_unable_to_establish_sqlconnection
+            Error::InvalidConninfo(_) => "22023", // invalid_parameter_value
+            Error::Connect(_) => "08001",         // sqlclient_unable_to_establish_sqlconnection
             Error::Primary(e) => &e.sqlstate,
-            Error::ConnectionLost(_) => "08006",        // connection_failure
-            Error::InvalidArgument(_) => "22023",       // invalid_parameter_value
-            Error::Internal(_) => "XX000",              // internal_error
+            Error::ConnectionLost(_) => "08006", // connection_failure
+            Error::InvalidArgument(_) => "22023", // invalid_parameter_value
+            Error::Internal(_) => "XX000",       // internal_error
         }
     }
 

@@ -20,7 +20,11 @@ unsafe fn owned_text(ptr: *const c_char) -> Option<String> {
         return None;
     }
     // SAFETY: non-NULL and NUL-terminated, per this function's contract.
-    Some(unsafe { CStr::from_ptr(ptr) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(ptr) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }
 
 /// libpq's messages end with a newline; errors read better without it.
@@ -46,7 +50,11 @@ impl PgConn {
         // SAFETY: both arrays are NULL-terminated, of equal length, and their
         // strings outlive the call (libpq copies what it keeps).
         let raw = unsafe {
-            ffi::PQconnectStartParams(key_ptrs.as_ptr(), value_ptrs.as_ptr(), c_int::from(expand_dbname))
+            ffi::PQconnectStartParams(
+                key_ptrs.as_ptr(),
+                value_ptrs.as_ptr(),
+                c_int::from(expand_dbname),
+            )
         };
         NonNull::new(raw).map(PgConn)
     }
@@ -131,7 +139,10 @@ impl PgConn {
             0 => CopyData::WouldBlock,
             -1 => CopyData::Done,
             n if n > 0 => match NonNull::new(buffer) {
-                Some(ptr) => CopyData::Message(CopyBuffer { ptr, len: n as usize }),
+                Some(ptr) => CopyData::Message(CopyBuffer {
+                    ptr,
+                    len: n as usize,
+                }),
                 None => CopyData::Failed,
             },
             _ => CopyData::Failed,
@@ -170,6 +181,7 @@ impl CopyBuffer {
         unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().cast(), self.len) }
     }
 
+    #[cfg(feature = "backend")]
     pub(crate) fn as_ptr(&self) -> *const c_char {
         self.ptr.as_ptr()
     }

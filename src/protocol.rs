@@ -19,9 +19,13 @@ pub const OP_ECHO: u8 = b'E';
 /// Why an 'N' request was refused; the text goes to the client verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BadRequest {
-    #[error("netbuf: malformed 'N' message: it carries no value (expected 'N' followed by at least one int32)")]
+    #[error(
+        "netbuf: malformed 'N' message: it carries no value (expected 'N' followed by at least one int32)"
+    )]
     NoValues,
-    #[error("netbuf: malformed 'N' message: length {0} is not 1 + 4k (the op code followed by whole int32 values)")]
+    #[error(
+        "netbuf: malformed 'N' message: length {0} is not 1 + 4k (the op code followed by whole int32 values)"
+    )]
     PartialValue(usize),
     #[error("netbuf: op code 0x{0:02x} given to the 'N' handler")]
     WrongOp(u8),
@@ -35,9 +39,9 @@ impl BadRequest {
     /// SQLSTATE the primary reports for it.
     pub fn sqlstate(&self) -> &'static str {
         match self {
-            BadRequest::OutOfRange(_) => "22003",     // numeric_value_out_of_range
+            BadRequest::OutOfRange(_) => "22003", // numeric_value_out_of_range
             BadRequest::ReplyTooSmall { .. } => "XX000", // internal_error
-            _ => "08P01",                              // protocol_violation
+            _ => "08P01",                         // protocol_violation
         }
     }
 }
@@ -54,7 +58,7 @@ pub fn encode_add300(values: &[i32]) -> Vec<u8> {
 
 /// Read a reply made of whole int32 values (network byte order).
 pub fn decode_int32s(reply: &[u8]) -> Option<Vec<i32>> {
-    if reply.len() % 4 != 0 {
+    if !reply.len().is_multiple_of(4) {
         return None;
     }
     Some(
@@ -82,11 +86,14 @@ pub fn add300(request: &[u8], reply: &mut [u8]) -> Result<usize, BadRequest> {
     if payload.is_empty() {
         return Err(BadRequest::NoValues);
     }
-    if payload.len() % 4 != 0 {
+    if !payload.len().is_multiple_of(4) {
         return Err(BadRequest::PartialValue(request.len()));
     }
     if reply.len() < payload.len() {
-        return Err(BadRequest::ReplyTooSmall { have: reply.len(), need: payload.len() });
+        return Err(BadRequest::ReplyTooSmall {
+            have: reply.len(),
+            need: payload.len(),
+        });
     }
     let values = decode_int32s(payload).ok_or(BadRequest::PartialValue(request.len()))?;
     if let Some(&bad) = values.iter().find(|v| v.checked_add(300).is_none()) {
@@ -115,8 +122,14 @@ mod tests {
         let mut reply = [0u8; 12];
         assert_eq!(add300(&request, &mut reply), Ok(12));
         assert_eq!(reply, [0, 0, 1, 144, 0, 0, 1, 244, 0, 0, 2, 88]);
-        assert_eq!(answer(&encode_add300(&[1, 2, 3, 4])), Ok(vec![301, 302, 303, 304]));
-        assert_eq!(answer(&encode_add300(&[-300, i32::MIN])), Ok(vec![0, i32::MIN + 300]));
+        assert_eq!(
+            answer(&encode_add300(&[1, 2, 3, 4])),
+            Ok(vec![301, 302, 303, 304])
+        );
+        assert_eq!(
+            answer(&encode_add300(&[-300, i32::MIN])),
+            Ok(vec![0, i32::MIN + 300])
+        );
     }
 
     #[test]
@@ -125,9 +138,19 @@ mod tests {
         assert_eq!(answer(b""), Err(BadRequest::NoValues));
         assert_eq!(answer(b"N\0\0\0\x01\0"), Err(BadRequest::PartialValue(6)));
         assert_eq!(answer(b"E\0\0\0\x01"), Err(BadRequest::WrongOp(b'E')));
-        assert_eq!(answer(&encode_add300(&[1, i32::MAX])), Err(BadRequest::OutOfRange(i32::MAX)));
+        assert_eq!(
+            answer(&encode_add300(&[1, i32::MAX])),
+            Err(BadRequest::OutOfRange(i32::MAX))
+        );
         let mut small = [0u8; 3];
-        assert!(matches!(add300(&encode_add300(&[1]), &mut small), Err(BadRequest::ReplyTooSmall { .. })));
-        assert!(BadRequest::PartialValue(6).to_string().contains("length 6 is not 1 + 4k"));
+        assert!(matches!(
+            add300(&encode_add300(&[1]), &mut small),
+            Err(BadRequest::ReplyTooSmall { .. })
+        ));
+        assert!(
+            BadRequest::PartialValue(6)
+                .to_string()
+                .contains("length 6 is not 1 + 4k")
+        );
     }
 }

@@ -13,7 +13,13 @@ use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::Error;
 use crate::protocol;
 
-#[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, dead_code, clippy::all)]
+#[allow(
+    non_camel_case_types,
+    non_snake_case,
+    non_upper_case_globals,
+    dead_code,
+    clippy::all
+)]
 mod bindings {
     include!(concat!(env!("OUT_DIR"), "/shim_bindings.rs"));
 }
@@ -35,7 +41,9 @@ fn copy_text(buffer: &mut [c_char], text: &str) {
 /// Describe an error for ereport.
 fn fill(err: *mut NbError, sqlstate: &str, message: &str, detail: &str, hint: &str, context: &str) {
     // SAFETY: the shim passes a pointer to its own NbError (or NULL).
-    let Some(err) = (unsafe { err.as_mut() }) else { return };
+    let Some(err) = (unsafe { err.as_mut() }) else {
+        return;
+    };
     copy_text(&mut err.sqlstate, sqlstate);
     copy_text(&mut err.message, message);
     copy_text(&mut err.detail, detail);
@@ -49,7 +57,14 @@ fn fill_error(err: *mut NbError, error: &Error) {
         _ => "",
     };
     let detail = error.detail().unwrap_or("");
-    fill(err, error.sqlstate(), &error.to_string(), detail, error.hint().unwrap_or(""), context);
+    fill(
+        err,
+        error.sqlstate(),
+        &error.to_string(),
+        detail,
+        error.hint().unwrap_or(""),
+        context,
+    );
 }
 
 fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
@@ -78,7 +93,12 @@ fn on_channel(
 ) -> NbStatus {
     let chan = chan.cast::<Channel>();
     if chan.is_null() {
-        fill_error(err, &Error::InvalidArgument("the connection is NULL (netbuf_connect did not succeed?)".into()));
+        fill_error(
+            err,
+            &Error::InvalidArgument(
+                "the connection is NULL (netbuf_connect did not succeed?)".into(),
+            ),
+        );
         return NbStatus::NB_ERROR;
     }
     // SAFETY: a non-NULL chan came from nb_connect_start and is not yet closed
@@ -90,7 +110,9 @@ fn on_channel(
         Err(payload) => {
             let error = panic_error(payload);
             // SAFETY: as above; the step's borrow ended with the unwind.
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { (*chan).poison(error.clone()) }));
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
+                (*chan).poison(error.clone())
+            }));
             error
         }
     };
@@ -101,16 +123,21 @@ fn on_channel(
 /// # Safety
 /// `conninfo` must be NULL or NUL-terminated; `err` must be NULL or valid.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_connect_start(conninfo: *const c_char, err: *mut NbError) -> *mut NbChannel {
+pub unsafe extern "C" fn nb_connect_start(
+    conninfo: *const c_char,
+    err: *mut NbError,
+) -> *mut NbChannel {
     let outcome = catch_unwind(|| {
         if conninfo.is_null() {
-            return Err(Error::InvalidConninfo("the connection string is NULL".into()));
+            return Err(Error::InvalidConninfo(
+                "the connection string is NULL".into(),
+            ));
         }
         // SAFETY: non-NULL and NUL-terminated per this function's contract.
         let conninfo = unsafe { CStr::from_ptr(conninfo) };
-        let conninfo = conninfo
-            .to_str()
-            .map_err(|_| Error::InvalidConninfo("the connection string is not valid UTF-8".into()))?;
+        let conninfo = conninfo.to_str().map_err(|_| {
+            Error::InvalidConninfo("the connection string is not valid UTF-8".into())
+        })?;
         Channel::start(conninfo)
     });
     match outcome.unwrap_or_else(|payload| Err(panic_error(payload))) {
@@ -154,14 +181,22 @@ pub unsafe extern "C" fn nb_wait_timeout_ms(chan: *const NbChannel) -> c_long {
 /// # Safety
 /// `chan` must be NULL or live; `data` must be NULL or valid for `nbytes`.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_send(chan: *mut NbChannel, data: *const c_char, nbytes: c_int, err: *mut NbError) -> NbStatus {
+pub unsafe extern "C" fn nb_send(
+    chan: *mut NbChannel,
+    data: *const c_char,
+    nbytes: c_int,
+    err: *mut NbError,
+) -> NbStatus {
     on_channel(chan, err, |c| {
-        let len = usize::try_from(nbytes)
-            .map_err(|_| Error::InvalidArgument(format!("cannot send a message of negative length {nbytes}")))?;
+        let len = usize::try_from(nbytes).map_err(|_| {
+            Error::InvalidArgument(format!("cannot send a message of negative length {nbytes}"))
+        })?;
         let message = match (data.is_null(), len) {
             (_, 0) => &[][..],
             (true, _) => {
-                return Err(Error::InvalidArgument(format!("the buffer is NULL but nbytes is {nbytes}")));
+                return Err(Error::InvalidArgument(format!(
+                    "the buffer is NULL but nbytes is {nbytes}"
+                )));
             }
             // SAFETY: non-NULL and valid for nbytes bytes per the contract.
             (false, len) => unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) },
@@ -226,10 +261,14 @@ pub unsafe extern "C" fn nb_op_add300(
 ) -> c_int {
     let outcome = catch_unwind(|| {
         let (Ok(len), Ok(cap)) = (usize::try_from(nbytes), usize::try_from(reply_cap)) else {
-            return Err(Error::Internal("negative length given to the 'N' handler".into()));
+            return Err(Error::Internal(
+                "negative length given to the 'N' handler".into(),
+            ));
         };
         if (request.is_null() && len > 0) || (reply.is_null() && cap > 0) {
-            return Err(Error::Internal("NULL buffer given to the 'N' handler".into()));
+            return Err(Error::Internal(
+                "NULL buffer given to the 'N' handler".into(),
+            ));
         }
         let request: &[u8] = if len == 0 {
             &[]

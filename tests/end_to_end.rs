@@ -57,13 +57,25 @@ fn postmaster_pid(node: &Node) -> String {
 
 fn assert_no_crash(node: &Node) {
     let log = node.log_text();
-    assert!(!log.contains("terminated by signal"), "{} log shows a crash:\n{}", node.name, node.log_tail());
-    assert!(!log.contains("protocol synchronization was lost"), "{} lost protocol sync", node.name);
+    assert!(
+        !log.contains("terminated by signal"),
+        "{} log shows a crash:\n{}",
+        node.name,
+        node.log_tail()
+    );
+    assert!(
+        !log.contains("protocol synchronization was lost"),
+        "{} lost protocol sync",
+        node.name
+    );
 }
 
 /// Run SQL on the standby with verbose errors (SQLSTATE in the message).
 fn standby_sql(sql: &str) -> Result<String, String> {
-    psql(&pair().standby.conninfo(), &["\\set VERBOSITY verbose", sql])
+    psql(
+        &pair().standby.conninfo(),
+        &["\\set VERBOSITY verbose", sql],
+    )
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -78,29 +90,40 @@ fn standby_backend_sends_n_100_200_300_and_gets_400_500_600() {
     assert_eq!(p.standby.must("SELECT pg_is_in_recovery()"), "t");
     // NULL conninfo: the standby's primary_conninfo, as the seed does.
     assert_eq!(
-        p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{100,200,300}')"),
+        p.standby
+            .must("SELECT netbuf_test.exchange_n(NULL, '{100,200,300}')"),
         "{400,500,600}"
     );
     // Other values, and an explicit conninfo without dbname.
     let conninfo = format!("host=127.0.0.1 port={} user=postgres", p.primary.port);
     assert_eq!(
-        p.standby.must(&format!("SELECT netbuf_test.exchange_n('{conninfo}', '{{1,2,3,4}}')")),
+        p.standby.must(&format!(
+            "SELECT netbuf_test.exchange_n('{conninfo}', '{{1,2,3,4}}')"
+        )),
         "{301,302,303,304}"
     );
     assert_eq!(
-        p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{-300,0,2147483347}')"),
+        p.standby
+            .must("SELECT netbuf_test.exchange_n(NULL, '{-300,0,2147483347}')"),
         "{0,300,2147483647}"
     );
-    assert_eq!(p.standby.must("SELECT netbuf_test.exchange_n('', '{7}')"), "{307}");
+    assert_eq!(
+        p.standby.must("SELECT netbuf_test.exchange_n('', '{7}')"),
+        "{307}"
+    );
 }
 
 #[test]
 fn standby_backend_echo_and_module_handler() {
     let p = pair();
-    let echo = p.standby.must("SELECT netbuf_test.request(NULL, '\\x4500ff00'::bytea)");
+    let echo = p
+        .standby
+        .must("SELECT netbuf_test.request(NULL, '\\x4500ff00'::bytea)");
     assert_eq!(echo, "\\x4500ff00");
     // 'R' comes from the test module loaded into the serving backend.
-    let reversed = p.standby.must("SELECT netbuf_test.request(NULL, convert_to('Rabc', 'UTF8'))");
+    let reversed = p
+        .standby
+        .must("SELECT netbuf_test.request(NULL, convert_to('Rabc', 'UTF8'))");
     assert_eq!(reversed, format!("\\x{}", hex(b"Rcba")));
 }
 
@@ -120,15 +143,19 @@ fn rust_api_echo_payloads_round_trip_intact() {
     let mut big = vec![b'E'];
     big.extend((0..1024 * 1024).map(|i: u32| (i.wrapping_mul(2_654_435_761) >> 24) as u8));
     let payloads: Vec<Vec<u8>> = vec![
-        b"E".to_vec(),                // empty payload: the message is just the op
-        b"Ex".to_vec(),               // one byte
-        b"E\0a\0\0b\0".to_vec(),      // NULs inside
-        big,                          // 1 MiB of payload
+        b"E".to_vec(),           // empty payload: the message is just the op
+        b"Ex".to_vec(),          // one byte
+        b"E\0a\0\0b\0".to_vec(), // NULs inside
+        big,                     // 1 MiB of payload
     ];
     for payload in &payloads {
         let reply = client.request(payload).unwrap();
         assert_eq!(reply.len(), payload.len());
-        assert!(reply == *payload, "echo of {} bytes came back changed", payload.len());
+        assert!(
+            reply == *payload,
+            "echo of {} bytes came back changed",
+            payload.len()
+        );
     }
 }
 
@@ -137,7 +164,11 @@ fn rust_api_ten_thousand_messages_in_order() {
     let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
     for i in 0..10_000i32 {
         let reply = client.request(&encode_add300(&[i, -i])).unwrap();
-        assert_eq!(decode_int32s(&reply), Some(vec![i + 300, 300 - i]), "reply {i}");
+        assert_eq!(
+            decode_int32s(&reply),
+            Some(vec![i + 300, 300 - i]),
+            "reply {i}"
+        );
     }
 }
 
@@ -150,7 +181,10 @@ fn rust_api_module_handler_answers_its_op() {
 #[test]
 fn conninfo_without_dbname_uses_postgres_and_shows_in_pg_stat_activity() {
     let p = pair();
-    let conninfo = format!("postgresql://postgres@127.0.0.1:{}?application_name=nodb_probe", p.primary.port);
+    let conninfo = format!(
+        "postgresql://postgres@127.0.0.1:{}?application_name=nodb_probe",
+        p.primary.port
+    );
     let mut client = Client::connect(&conninfo).expect("connect with a URI and no dbname");
     assert_eq!(client.request(b"Eping").unwrap(), b"Eping");
     // The serving backend tells the truth: database, query, no snapshot held.
@@ -185,9 +219,14 @@ fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
         (b"F", "22000", "handler 'F' failed on purpose"),
     ];
     for (request, sqlstate, text) in cases {
-        let error = client.request(request).expect_err("a bad request must fail");
+        let error = client
+            .request(request)
+            .expect_err("a bad request must fail");
         assert_eq!(error.sqlstate(), sqlstate, "{error}");
-        assert!(error.to_string().contains(text), "{error:?} should mention {text:?}");
+        assert!(
+            error.to_string().contains(text),
+            "{error:?} should mention {text:?}"
+        );
         // The same channel works again right away.
         let reply = client.request(&encode_add300(&[1])).unwrap();
         assert_eq!(decode_int32s(&reply), Some(vec![301]));
@@ -219,7 +258,14 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
     ]
     .join("\n");
     let output = Command::new("psql")
-        .args(["-X", "-At", "-v", "VERBOSITY=verbose", "-d", &p.standby.conninfo()])
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-d",
+            &p.standby.conninfo(),
+        ])
         .env("LC_ALL", "C")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -227,7 +273,11 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
-            child.stdin.take().expect("stdin").write_all(script.as_bytes())?;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
             child.wait_with_output()
         })
         .expect("psql");
@@ -240,11 +290,20 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
         "ERROR:  22023: netbuf: cannot send an empty message",
         "ERROR:  08P01: netbuf: the handler for op code 0x7a produced an empty reply",
     ] {
-        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+        assert!(
+            stderr.contains(expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
     }
-    assert!(stderr.contains("CONTEXT:  netbuf: error reported by the primary"), "{stderr}");
+    assert!(
+        stderr.contains("CONTEXT:  netbuf: error reported by the primary"),
+        "{stderr}"
+    );
     // After all that, the same backend's channel still answers.
-    assert_eq!(stdout.trim(), format!("\\x{}", hex(&[0, 0, 1, 144, 0, 0, 1, 244, 0, 0, 2, 88])));
+    assert_eq!(
+        stdout.trim(),
+        format!("\\x{}", hex(&[0, 0, 1, 144, 0, 0, 1, 244, 0, 0, 2, 88]))
+    );
 
     assert_eq!(postmaster_pid(&p.primary), pm_primary);
     assert_eq!(postmaster_pid(&p.standby), pm_standby);
@@ -277,37 +336,77 @@ fn c_api_misuse_raises_errors_not_crashes() {
 fn role_without_grant_is_refused() {
     let p = pair();
     let conninfo = p.primary.conninfo_db("postgres", NO_GRANT_ROLE);
-    let error = Client::connect(&conninfo).err().expect("no EXECUTE, no channel");
+    let error = Client::connect(&conninfo)
+        .err()
+        .expect("no EXECUTE, no channel");
     assert_eq!(error.sqlstate(), "42501", "{error:?}");
-    assert!(error.to_string().contains("permission denied for procedure serve"), "{error}");
-    assert!(error.hint().is_some_and(|h| h.contains("GRANT EXECUTE ON PROCEDURE netbuf.serve()")), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("permission denied for procedure serve"),
+        "{error}"
+    );
+    assert!(
+        error
+            .hint()
+            .is_some_and(|h| h.contains("GRANT EXECUTE ON PROCEDURE netbuf.serve()")),
+        "{error:?}"
+    );
     // From a standby backend: the same error, with its SQLSTATE.
-    let error = standby_sql(&format!("SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)")).unwrap_err();
-    assert!(error.contains("42501") && error.contains("permission denied for procedure serve"), "{error}");
+    let error = standby_sql(&format!(
+        "SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)"
+    ))
+    .unwrap_err();
+    assert!(
+        error.contains("42501") && error.contains("permission denied for procedure serve"),
+        "{error}"
+    );
     // The grant is all it takes.
-    let mut client = Client::connect(&p.primary.conninfo_db("postgres", GRANTED_ROLE)).expect("granted role");
+    let mut client =
+        Client::connect(&p.primary.conninfo_db("postgres", GRANTED_ROLE)).expect("granted role");
     assert_eq!(client.request(b"Eyes").unwrap(), b"Eyes");
 }
 
 #[test]
 fn primary_without_extension_is_named_as_the_cause() {
     let p = pair();
-    let error = Client::connect(&p.primary.conninfo_db("without_netbuf", "postgres")).err().expect("no extension");
+    let error = Client::connect(&p.primary.conninfo_db("without_netbuf", "postgres"))
+        .err()
+        .expect("no extension");
     assert_eq!(error.sqlstate(), "3F000", "{error:?}");
-    assert!(error.to_string().contains("schema \"netbuf\" does not exist"), "{error}");
-    assert!(error.hint().is_some_and(|h| h.contains("CREATE EXTENSION netbuf")), "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("schema \"netbuf\" does not exist"),
+        "{error}"
+    );
+    assert!(
+        error
+            .hint()
+            .is_some_and(|h| h.contains("CREATE EXTENSION netbuf")),
+        "{error:?}"
+    );
 }
 
 #[test]
 fn connect_errors_never_show_the_password() {
     let p = pair();
-    let conninfo = format!("host=127.0.0.1 port={} user=nosuchrole password=Sup3rSecret", p.primary.port);
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user=nosuchrole password=Sup3rSecret",
+        p.primary.port
+    );
     let error = Client::connect(&conninfo).err().expect("unknown role");
     assert!(matches!(error, Error::Connect(_)), "{error:?}");
     assert!(error.to_string().contains("nosuchrole"), "{error}");
     assert!(!format!("{error:?}").contains("Sup3rSecret"), "{error:?}");
-    let error = standby_sql(&format!("SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)")).unwrap_err();
-    assert!(error.contains("08001") && !error.contains("Sup3rSecret"), "{error}");
+    let error = standby_sql(&format!(
+        "SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)"
+    ))
+    .unwrap_err();
+    assert!(
+        error.contains("08001") && !error.contains("Sup3rSecret"),
+        "{error}"
+    );
 }
 
 // ---- interrupts -----------------------------------------------------------
@@ -316,9 +415,18 @@ fn connect_errors_never_show_the_password() {
 /// test handler 'S' sleeps 60 s before replying.
 fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
     let sql = format!(
-        "SELECT netbuf_test.request('{}', '\\x530000ea60'::bytea) /* {tag} */",
+        "SELECT netbuf_test.request('{}', '\\x530000ea60'::bytea)",
         tagged(&p.primary, tag)
     );
+    start_blocked_standby_sql(p, tag, &sql)
+}
+
+/// Run sql in a psql on the standby and return once its backend sleeps on
+/// its latch inside netbuf (wait_event Extension), with the backend's pid.
+/// The caller waits for the child with `finish`.
+#[allow(clippy::zombie_processes)]
+fn start_blocked_standby_sql(p: &Pair, tag: &str, sql: &str) -> (Child, String) {
+    let sql = format!("{sql} /* {tag} */");
     let child = Command::new("psql")
         .args(["-X", "-At", "-d", &p.standby.conninfo(), "-c", &sql])
         .env("LC_ALL", "C")
@@ -326,7 +434,6 @@ fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("psql");
-    // Wait until the backend sleeps on its latch inside netbuf_recv.
     let find = format!(
         "SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* {tag} */%' \
          AND wait_event = 'Extension' AND pid <> pg_backend_pid()"
@@ -337,7 +444,10 @@ fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
         if !pid.is_empty() {
             return (child, pid);
         }
-        assert!(Instant::now() < deadline, "the standby backend never blocked in netbuf_recv");
+        assert!(
+            Instant::now() < deadline,
+            "the standby backend never blocked inside netbuf"
+        );
         sleep(Duration::from_millis(20));
     }
 }
@@ -349,7 +459,10 @@ fn finish(mut child: Child, since: Instant) -> (String, Duration) {
         if child.try_wait().expect("try_wait").is_some() {
             let elapsed = since.elapsed();
             let output = child.wait_with_output().expect("output");
-            return (String::from_utf8_lossy(&output.stderr).into_owned(), elapsed);
+            return (
+                String::from_utf8_lossy(&output.stderr).into_owned(),
+                elapsed,
+            );
         }
         if Instant::now() > deadline {
             let _ = child.kill();
@@ -364,11 +477,91 @@ fn cancel_ends_a_standby_backend_blocked_in_recv_within_a_second() {
     let p = pair();
     let (child, pid) = start_blocked_standby_call(p, "cancel_standby");
     let t0 = Instant::now();
-    assert_eq!(p.standby.must(&format!("SELECT pg_cancel_backend({pid})")), "t");
+    assert_eq!(
+        p.standby.must(&format!("SELECT pg_cancel_backend({pid})")),
+        "t"
+    );
     let (stderr, elapsed) = finish(child, t0);
-    assert!(stderr.contains("canceling statement due to user request"), "{stderr}");
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
     assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
     // The backend survived the cancel.
+    assert_no_crash(&p.standby);
+}
+
+#[test]
+fn cancel_ends_a_standby_backend_blocked_in_connect_within_a_second() {
+    let p = pair();
+    // A "server" that accepts the TCP connection and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().unwrap().port();
+    let sql = format!(
+        "SELECT netbuf_test.request('host=127.0.0.1 port={port} user=postgres', '\\x45'::bytea)"
+    );
+    let (child, pid) = start_blocked_standby_sql(p, "cancel_connect", &sql);
+    let t0 = Instant::now();
+    assert_eq!(
+        p.standby.must(&format!("SELECT pg_cancel_backend({pid})")),
+        "t"
+    );
+    let (stderr, elapsed) = finish(child, t0);
+    assert!(
+        stderr.contains("canceling statement due to user request"),
+        "{stderr}"
+    );
+    assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
+    // The interrupted connect released its socket and file descriptor count.
+    assert_eq!(
+        p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{1}')"),
+        "{301}"
+    );
+    drop(silent);
+}
+
+#[test]
+fn terminate_ends_a_standby_backend_blocked_in_send_within_a_second() {
+    let p = pair();
+    // The serving backend sleeps in 'S' and reads nothing, so 32 MiB fills
+    // the socket buffers and netbuf_send waits for the socket.
+    let sql = format!(
+        "SELECT netbuf_test.send_all('{}', ARRAY['\\x530000ea60'::bytea, \
+         '\\x45'::bytea || convert_to(repeat('x', 32 * 1024 * 1024), 'UTF8')])",
+        tagged(&p.primary, "terminate_send")
+    );
+    let (child, pid) = start_blocked_standby_sql(p, "terminate_send", &sql);
+    // Once the primary sleeps in 'S', the standby is past connect and 'S':
+    // its wait is the 32 MiB send.
+    let serving = serving_pid(p, "terminate_send");
+    p.primary
+        .wait_for(
+            &format!("SELECT wait_event FROM pg_stat_activity WHERE pid = {serving}"),
+            "Extension",
+            Duration::from_secs(10),
+        )
+        .expect("the serving backend sleeps in the 'S' handler");
+    assert_eq!(
+        p.standby.must(&format!(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
+        )),
+        "Extension"
+    );
+    let t0 = Instant::now();
+    assert_eq!(
+        p.standby
+            .must(&format!("SELECT pg_terminate_backend({pid})")),
+        "t"
+    );
+    let (stderr, elapsed) = finish(child, t0);
+    assert!(
+        stderr.contains("terminating connection due to administrator command"),
+        "{stderr}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "terminate took {elapsed:?}"
+    );
     assert_no_crash(&p.standby);
 }
 
@@ -377,10 +570,20 @@ fn terminate_ends_a_standby_backend_blocked_in_recv_within_a_second() {
     let p = pair();
     let (child, pid) = start_blocked_standby_call(p, "terminate_standby");
     let t0 = Instant::now();
-    assert_eq!(p.standby.must(&format!("SELECT pg_terminate_backend({pid})")), "t");
+    assert_eq!(
+        p.standby
+            .must(&format!("SELECT pg_terminate_backend({pid})")),
+        "t"
+    );
     let (stderr, elapsed) = finish(child, t0);
-    assert!(stderr.contains("terminating connection due to administrator command"), "{stderr}");
-    assert!(elapsed < Duration::from_secs(1), "terminate took {elapsed:?}");
+    assert!(
+        stderr.contains("terminating connection due to administrator command"),
+        "{stderr}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "terminate took {elapsed:?}"
+    );
     assert_no_crash(&p.standby);
 }
 
@@ -404,8 +607,16 @@ fn serving_pid(p: &Pair, tag: &str) -> String {
 fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
     let p = pair();
     for (function, tag, expected) in [
-        ("pg_cancel_backend", "cancel_primary", "canceling statement due to user request"),
-        ("pg_terminate_backend", "terminate_primary", "terminating connection due to administrator command"),
+        (
+            "pg_cancel_backend",
+            "cancel_primary",
+            "canceling statement due to user request",
+        ),
+        (
+            "pg_terminate_backend",
+            "terminate_primary",
+            "terminating connection due to administrator command",
+        ),
     ] {
         // The serving backend waits for input on its socket; a standby
         // backend waits for the 'S' reply on the other end.
@@ -415,10 +626,15 @@ fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
         assert_eq!(p.primary.must(&format!("SELECT {function}({pid})")), "t");
         let (stderr, elapsed) = finish(child, t0);
         assert!(stderr.contains(expected), "{function}: {stderr}");
-        assert!(elapsed < Duration::from_secs(1), "{function} took {elapsed:?}");
+        assert!(
+            elapsed < Duration::from_secs(1),
+            "{function} took {elapsed:?}"
+        );
         p.primary
             .wait_for(
-                &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active'"),
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE pid = {pid} AND state = 'active'"
+                ),
                 "0",
                 Duration::from_secs(5),
             )
@@ -435,19 +651,34 @@ fn serving_backend_waiting_for_input_obeys_terminate() {
     assert_eq!(client.request(b"Ehi").unwrap(), b"Ehi");
     let pid = serving_pid(p, tag);
     assert_eq!(
-        p.primary.must(&format!("SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}")),
+        p.primary.must(&format!(
+            "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
+        )),
         "ClientRead"
     );
     let t0 = Instant::now();
-    assert_eq!(p.primary.must(&format!("SELECT pg_terminate_backend({pid})")), "t");
+    assert_eq!(
+        p.primary
+            .must(&format!("SELECT pg_terminate_backend({pid})")),
+        "t"
+    );
     p.primary
-        .wait_for(&format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"), "0", Duration::from_secs(1))
+        .wait_for(
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+            "0",
+            Duration::from_secs(1),
+        )
         .expect("serving backend gone within a second");
     assert!(t0.elapsed() < Duration::from_secs(1));
     // libpq reports the primary's FATAL as part of the lost connection.
     let error = client.request(b"Eagain").expect_err("the channel is gone");
     assert!(matches!(error, Error::ConnectionLost(_)), "{error:?}");
-    assert!(error.to_string().contains("terminating connection due to administrator command"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("terminating connection due to administrator command"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -456,18 +687,31 @@ fn fast_shutdown_is_not_held_up_by_netbuf() {
     let mut p = Pair::start(options());
     let (child, _) = start_blocked_standby_call(&p, "shutdown_standby");
     let t0 = Instant::now();
-    p.standby.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"]).expect("standby stops");
+    p.standby
+        .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"])
+        .expect("standby stops");
     let standby_stop = t0.elapsed();
     let (stderr, _) = finish(child, t0);
-    assert!(stderr.contains("terminating connection due to administrator command"), "{stderr}");
+    assert!(
+        stderr.contains("terminating connection due to administrator command"),
+        "{stderr}"
+    );
 
     let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
     assert_eq!(client.request(b"Eup").unwrap(), b"Eup");
     let t0 = Instant::now();
-    p.primary.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"]).expect("primary stops");
+    p.primary
+        .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"])
+        .expect("primary stops");
     let primary_stop = t0.elapsed();
-    assert!(standby_stop < Duration::from_secs(2), "standby fast shutdown took {standby_stop:?}");
-    assert!(primary_stop < Duration::from_secs(2), "primary fast shutdown took {primary_stop:?}");
+    assert!(
+        standby_stop < Duration::from_secs(2),
+        "standby fast shutdown took {standby_stop:?}"
+    );
+    assert!(
+        primary_stop < Duration::from_secs(2),
+        "primary fast shutdown took {primary_stop:?}"
+    );
     assert!(client.request(b"Egone").is_err());
     p.stop();
 }

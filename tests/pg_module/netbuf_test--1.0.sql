@@ -8,3 +8,5 @@ CREATE FUNCTION @extschema@.session_request(message bytea) RETURNS bytea
   LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_session_request';
 CREATE FUNCTION @extschema@.misuse(what text) RETURNS void
   LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_misuse';
+CREATE FUNCTION @extschema@.send_all(conninfo text, messages bytea[]) RETURNS void
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_send_all';

@@ -196,6 +196,41 @@ netbuf_test_session_request(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(exchange(session_conn, PG_GETARG_BYTEA_PP(0)));
 }
 
+/*
+ * send_all(conninfo, messages bytea[]): send each message and wait for no
+ * reply, to block in netbuf_send when the primary does not read.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_send_all);
+Datum
+netbuf_test_send_all(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = conninfo_arg(fcinfo, 0);
+	ArrayType  *messages = PG_GETARG_ARRAYTYPE_P(1);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+	NetbufConn *conn;
+
+	deconstruct_array(messages, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	load_file("libnetbuf", false);
+	conn = netbuf_connect(conninfo);
+	PG_TRY();
+	{
+		for (int i = 0; i < nelems; i++)
+		{
+			bytea	   *message = DatumGetByteaPP(elems[i]);
+
+			netbuf_send(conn, VARDATA_ANY(message), VARSIZE_ANY_EXHDR(message));
+		}
+	}
+	PG_FINALLY();
+	{
+		netbuf_disconnect(conn);
+	}
+	PG_END_TRY();
+	PG_RETURN_VOID();
+}
+
 /* misuse(what text): call the C API wrongly; each must raise an ERROR. */
 PG_FUNCTION_INFO_V1(netbuf_test_misuse);
 Datum
