@@ -74,7 +74,8 @@ impl Error {
         }
     }
 
-    /// A hint from the primary, or netbuf's own for well-known causes.
+    /// A hint from the primary (netbuf adds one when it refuses the channel
+    /// for a well-known cause: missing extension, missing grant).
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Primary(e) => e.hint.as_deref(),

@@ -458,6 +458,7 @@ fn finish(mut child: Child, since: Instant) -> (String, Duration) {
     loop {
         if child.try_wait().expect("try_wait").is_some() {
             let elapsed = since.elapsed();
+            eprintln!("interrupted call ended {elapsed:?} after the signal");
             let output = child.wait_with_output().expect("output");
             return (
                 String::from_utf8_lossy(&output.stderr).into_owned(),
