@@ -473,21 +473,30 @@ fn finish(mut child: Child, since: Instant) -> (String, Duration) {
     }
 }
 
+/// Call `function` (pg_cancel_backend or pg_terminate_backend) for pid on
+/// node and check that the blocked psql ends within a second with `expected`.
+fn interrupt_within_a_second(node: &Node, function: &str, pid: &str, child: Child, expected: &str) {
+    let t0 = Instant::now();
+    assert_eq!(node.must(&format!("SELECT {function}({pid})")), "t");
+    let (stderr, elapsed) = finish(child, t0);
+    assert!(stderr.contains(expected), "{function}: {stderr}");
+    assert!(
+        elapsed < Duration::from_secs(1),
+        "{function} took {elapsed:?}"
+    );
+}
+
 #[test]
 fn cancel_ends_a_standby_backend_blocked_in_recv_within_a_second() {
     let p = pair();
     let (child, pid) = start_blocked_standby_call(p, "cancel_standby");
-    let t0 = Instant::now();
-    assert_eq!(
-        p.standby.must(&format!("SELECT pg_cancel_backend({pid})")),
-        "t"
+    interrupt_within_a_second(
+        &p.standby,
+        "pg_cancel_backend",
+        &pid,
+        child,
+        "canceling statement due to user request",
     );
-    let (stderr, elapsed) = finish(child, t0);
-    assert!(
-        stderr.contains("canceling statement due to user request"),
-        "{stderr}"
-    );
-    assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
     // The backend survived the cancel.
     assert_no_crash(&p.standby);
 }
@@ -502,17 +511,13 @@ fn cancel_ends_a_standby_backend_blocked_in_connect_within_a_second() {
         "SELECT netbuf_test.request('host=127.0.0.1 port={port} user=postgres', '\\x45'::bytea)"
     );
     let (child, pid) = start_blocked_standby_sql(p, "cancel_connect", &sql);
-    let t0 = Instant::now();
-    assert_eq!(
-        p.standby.must(&format!("SELECT pg_cancel_backend({pid})")),
-        "t"
+    interrupt_within_a_second(
+        &p.standby,
+        "pg_cancel_backend",
+        &pid,
+        child,
+        "canceling statement due to user request",
     );
-    let (stderr, elapsed) = finish(child, t0);
-    assert!(
-        stderr.contains("canceling statement due to user request"),
-        "{stderr}"
-    );
-    assert!(elapsed < Duration::from_secs(1), "cancel took {elapsed:?}");
     // The interrupted connect released its socket and file descriptor count.
     assert_eq!(
         p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{1}')"),
@@ -548,20 +553,12 @@ fn terminate_ends_a_standby_backend_blocked_in_send_within_a_second() {
         )),
         "Extension"
     );
-    let t0 = Instant::now();
-    assert_eq!(
-        p.standby
-            .must(&format!("SELECT pg_terminate_backend({pid})")),
-        "t"
-    );
-    let (stderr, elapsed) = finish(child, t0);
-    assert!(
-        stderr.contains("terminating connection due to administrator command"),
-        "{stderr}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(1),
-        "terminate took {elapsed:?}"
+    interrupt_within_a_second(
+        &p.standby,
+        "pg_terminate_backend",
+        &pid,
+        child,
+        "terminating connection due to administrator command",
     );
     assert_no_crash(&p.standby);
 }
@@ -570,20 +567,12 @@ fn terminate_ends_a_standby_backend_blocked_in_send_within_a_second() {
 fn terminate_ends_a_standby_backend_blocked_in_recv_within_a_second() {
     let p = pair();
     let (child, pid) = start_blocked_standby_call(p, "terminate_standby");
-    let t0 = Instant::now();
-    assert_eq!(
-        p.standby
-            .must(&format!("SELECT pg_terminate_backend({pid})")),
-        "t"
-    );
-    let (stderr, elapsed) = finish(child, t0);
-    assert!(
-        stderr.contains("terminating connection due to administrator command"),
-        "{stderr}"
-    );
-    assert!(
-        elapsed < Duration::from_secs(1),
-        "terminate took {elapsed:?}"
+    interrupt_within_a_second(
+        &p.standby,
+        "pg_terminate_backend",
+        &pid,
+        child,
+        "terminating connection due to administrator command",
     );
     assert_no_crash(&p.standby);
 }
@@ -623,14 +612,7 @@ fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
         // backend waits for the 'S' reply on the other end.
         let (child, _) = start_blocked_standby_call(p, tag);
         let pid = serving_pid(p, tag);
-        let t0 = Instant::now();
-        assert_eq!(p.primary.must(&format!("SELECT {function}({pid})")), "t");
-        let (stderr, elapsed) = finish(child, t0);
-        assert!(stderr.contains(expected), "{function}: {stderr}");
-        assert!(
-            elapsed < Duration::from_secs(1),
-            "{function} took {elapsed:?}"
-        );
+        interrupt_within_a_second(&p.primary, function, &pid, child, expected);
         p.primary
             .wait_for(
                 &format!(
