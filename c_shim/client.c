@@ -98,7 +98,7 @@ netbuf_client_connect(const char *conninfo)
 }
 
 void
-netbuf_client_send(NetbufConn *conn, const char *buffer, int nbytes)
+netbuf_client_queue(NetbufConn *conn, const char *buffer, int nbytes)
 {
 	NbStatus	status;
 	NbError		err;
@@ -107,10 +107,24 @@ netbuf_client_send(NetbufConn *conn, const char *buffer, int nbytes)
 	NETBUF_RUN(CHANNEL(conn), status, nb_send(CHANNEL(conn), buffer, nbytes, &err));
 	if (status != NB_DONE)
 		netbuf_raise(&err);
+}
+
+void
+netbuf_client_flush(NetbufConn *conn)
+{
+	NbStatus	status;
+	NbError		err;
 
 	NETBUF_RUN(CHANNEL(conn), status, nb_flush(CHANNEL(conn), &err));
 	if (status != NB_DONE)
 		netbuf_raise(&err);
+}
+
+void
+netbuf_client_send(NetbufConn *conn, const char *buffer, int nbytes)
+{
+	netbuf_client_queue(conn, buffer, nbytes);
+	netbuf_client_flush(conn);
 }
 
 int

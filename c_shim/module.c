@@ -10,6 +10,8 @@ static const NetbufFunctions netbuf_function_table = {
 	.send = netbuf_client_send,
 	.recv = netbuf_client_recv,
 	.disconnect = netbuf_client_disconnect,
+	.queue = netbuf_client_queue,
+	.flush = netbuf_client_flush,
 	.register_handler = netbuf_serve_register_handler,
 };
 

@@ -24,6 +24,8 @@ extern NetbufConn *netbuf_client_connect(const char *conninfo);
 extern void netbuf_client_send(NetbufConn *conn, const char *buffer, int nbytes);
 extern int	netbuf_client_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd);
 extern void netbuf_client_disconnect(NetbufConn *conn);
+extern void netbuf_client_queue(NetbufConn *conn, const char *buffer, int nbytes);
+extern void netbuf_client_flush(NetbufConn *conn);
 
 /* serve.c: the primary side. */
 extern void netbuf_serve_register_handler(unsigned char op, NetbufHandler handler);

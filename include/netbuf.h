@@ -54,6 +54,8 @@ typedef struct NetbufFunctions
 	void		(*send) (NetbufConn *conn, const char *buffer, int nbytes);
 	int			(*recv) (NetbufConn *conn, char **buffer, pgsocket *wait_fd);
 	void		(*disconnect) (NetbufConn *conn);
+	void		(*queue) (NetbufConn *conn, const char *buffer, int nbytes);
+	void		(*flush) (NetbufConn *conn);
 
 	/* The primary side (the backend running netbuf.serve()). */
 	void		(*register_handler) (unsigned char op, NetbufHandler handler);
@@ -122,6 +124,24 @@ static inline int
 netbuf_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd)
 {
 	return netbuf_functions()->recv(conn, buffer, wait_fd);
+}
+
+/*
+ * Pipelining: queue a message without waiting for the network (libpq sends
+ * what it can), then netbuf_flush once, then netbuf_recv the replies, which
+ * come in request order.  netbuf_recv also flushes what is still queued.
+ */
+static inline void
+netbuf_queue(NetbufConn *conn, const char *buffer, int nbytes)
+{
+	netbuf_functions()->queue(conn, buffer, nbytes);
+}
+
+/* Send everything queued; returns when it is all written to the socket. */
+static inline void
+netbuf_flush(NetbufConn *conn)
+{
+	netbuf_functions()->flush(conn);
 }
 
 /* Close the channel; the primary's serving backend exits. */

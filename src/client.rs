@@ -35,7 +35,19 @@ impl Client {
 
     /// Send one message (at least one byte: its op code) and flush it.
     pub fn send(&mut self, message: &[u8]) -> Result<()> {
-        block(&mut self.channel, |c| c.poll_send(message))?;
+        self.queue(message)?;
+        self.flush()
+    }
+
+    /// Queue one message without waiting for the network (libpq sends what
+    /// it can).  For pipelining: queue many, `flush` once, then `recv` the
+    /// replies, which come in request order.
+    pub fn queue(&mut self, message: &[u8]) -> Result<()> {
+        block(&mut self.channel, |c| c.poll_send(message))
+    }
+
+    /// Send everything queued.  (`recv` flushes too.)
+    pub fn flush(&mut self) -> Result<()> {
         block(&mut self.channel, Channel::poll_flush)
     }
 

@@ -173,6 +173,50 @@ fn rust_api_ten_thousand_messages_in_order() {
 }
 
 #[test]
+fn rust_api_pipelines_64_requests_in_order() {
+    let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
+    let mut next = 0u32;
+    for _batch in 0..100 {
+        let first = next;
+        for _ in 0..64 {
+            let mut request = b"E".to_vec();
+            request.extend_from_slice(&next.to_be_bytes());
+            client.queue(&request).unwrap();
+            next += 1;
+        }
+        client.flush().unwrap();
+        for expected in first..next {
+            let reply = client.recv().unwrap().expect("a reply");
+            assert_eq!(reply[1..], expected.to_be_bytes(), "replies out of order");
+        }
+    }
+    // Large messages in flight at once must not deadlock either.
+    let big: Vec<Vec<u8>> = (0..8u8)
+        .map(|i| [vec![b'E', i], vec![i; 1 << 20]].concat())
+        .collect();
+    for message in &big {
+        client.queue(message).unwrap();
+    }
+    for message in &big {
+        assert!(client.recv().unwrap().expect("a reply") == &message[..]);
+    }
+}
+
+#[test]
+fn standby_backend_pipelines_with_queue_and_flush() {
+    let p = pair();
+    assert_eq!(
+        p.standby
+            .must("SELECT netbuf_test.pipeline(NULL, 6400, 64)"),
+        "6400"
+    );
+    assert_eq!(
+        p.standby.must("SELECT netbuf_test.pipeline(NULL, 10, 1)"),
+        "10"
+    );
+}
+
+#[test]
 fn rust_api_module_handler_answers_its_op() {
     let mut client = Client::connect(&pair().primary.conninfo()).expect("connect");
     assert_eq!(client.request(b"Rhello").unwrap(), b"Rolleh");

@@ -10,3 +10,5 @@ CREATE FUNCTION @extschema@.misuse(what text) RETURNS void
   LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_misuse';
 CREATE FUNCTION @extschema@.send_all(conninfo text, messages bytea[]) RETURNS void
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_send_all';
+CREATE FUNCTION @extschema@.pipeline(conninfo text, count int4, depth int4) RETURNS int8
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_pipeline';

@@ -11,6 +11,7 @@
 #include "catalog/pg_type.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
+#include "port/pg_bswap.h"
 #include "miscadmin.h"
 #include "storage/latch.h"
 #include "utils/array.h"
@@ -229,6 +230,57 @@ netbuf_test_send_all(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 	PG_RETURN_VOID();
+}
+
+/*
+ * pipeline(conninfo, count, depth) -> int8: count echo requests, depth at a
+ * time in flight (netbuf_queue x depth, netbuf_flush, netbuf_recv x depth);
+ * checks every reply against its request and returns how many matched.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_pipeline);
+Datum
+netbuf_test_pipeline(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = conninfo_arg(fcinfo, 0);
+	int32		count = PG_GETARG_INT32(1);
+	int32		depth = PG_GETARG_INT32(2);
+	NetbufConn *conn;
+	int64		matched = 0;
+
+	if (depth < 1)
+		elog(ERROR, "netbuf_test: depth must be at least 1");
+	load_file("libnetbuf", false);
+	conn = netbuf_connect(conninfo);
+	for (int32 sent = 0; sent < count;)
+	{
+		int32		batch = Min(depth, count - sent);
+
+		for (int32 i = 0; i < batch; i++)
+		{
+			char		request[5] = {'E'};
+			uint32		seq = pg_hton32((uint32) (sent + i));
+
+			memcpy(request + 1, &seq, 4);
+			netbuf_queue(conn, request, sizeof(request));
+		}
+		netbuf_flush(conn);
+		for (int32 i = 0; i < batch; i++)
+		{
+			char	   *reply;
+			uint32		seq;
+
+			if (netbuf_recv(conn, &reply, NULL) != 5 || reply[0] != 'E')
+				elog(ERROR, "netbuf_test: reply %d is not an echo", sent + i);
+			memcpy(&seq, reply + 1, 4);
+			if (pg_ntoh32(seq) != (uint32) (sent + i))
+				elog(ERROR, "netbuf_test: reply %u came where %d was expected",
+					 pg_ntoh32(seq), sent + i);
+			matched++;
+		}
+		sent += batch;
+	}
+	netbuf_disconnect(conn);
+	PG_RETURN_INT64(matched);
 }
 
 /* misuse(what text): call the C API wrongly; each must raise an ERROR. */
