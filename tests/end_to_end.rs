@@ -742,3 +742,97 @@ fn fast_shutdown_is_not_held_up_by_netbuf() {
     assert!(client.request(b"Egone").is_err());
     p.stop();
 }
+
+// ---- the netbuf command-line tool -----------------------------------------
+
+fn netbuf_cli(args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_netbuf"))
+        .args(args)
+        .output()
+        .expect("run netbuf");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_ping_and_bench() {
+    let p = pair();
+    let conninfo = p.primary.conninfo();
+    let (ok, stdout, stderr) =
+        netbuf_cli(&["ping", &conninfo, "-c", "3", "-s", "100", "-i", "0.05"]);
+    assert!(ok, "{stderr}");
+    assert_eq!(stdout.matches("100 bytes: seq=").count(), 3, "{stdout}");
+    assert!(stdout.contains("3 sent, 3 received, 0% loss"), "{stdout}");
+    assert!(stdout.contains("rtt min/avg/max/mdev = "), "{stdout}");
+
+    let (ok, stdout, stderr) = netbuf_cli(&["bench", &conninfo, "-t", "1", "-d", "16"]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("msg/s") && stdout.contains("all replies checked"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_ping_prints_its_summary_on_ctrl_c() {
+    let p = pair();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_netbuf"))
+        .args(["ping", &p.primary.conninfo(), "-i", "0.1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run netbuf");
+    sleep(Duration::from_millis(500));
+    // SAFETY: plain kill(2) on our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "netbuf ping ignored SIGINT");
+        sleep(Duration::from_millis(20));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("--- netbuf ping statistics ---")
+            && stdout.contains("rtt min/avg/max/mdev"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn cli_errors_name_the_cause() {
+    let p = pair();
+    let (ok, _, stderr) = netbuf_cli(&["ping", "host=127.0.0.1 nosuch=1", "-c", "1"]);
+    assert!(
+        !ok && stderr.contains("invalid connection string") && stderr.contains("nosuch"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = netbuf_cli(&[
+        "ping",
+        &p.primary.conninfo_db("without_netbuf", "postgres"),
+        "-c",
+        "1",
+    ]);
+    assert!(
+        !ok && stderr.contains("HINT: Run CREATE EXTENSION netbuf"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = netbuf_cli(&[
+        "ping",
+        &p.primary.conninfo_db("postgres", NO_GRANT_ROLE),
+        "-c",
+        "1",
+    ]);
+    assert!(
+        !ok && stderr.contains("permission denied for procedure serve"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = netbuf_cli(&["ping"]);
+    assert!(
+        !ok && stderr.contains("missing CONNINFO") && stderr.contains("usage:"),
+        "{stderr}"
+    );
+}
