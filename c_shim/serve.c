@@ -15,6 +15,7 @@
 #include "libpq/libpq.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
+#include "port/pg_bswap.h"
 #include "nodes/parsenodes.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
@@ -22,6 +23,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/timeout.h"
 #include "utils/wait_event.h"
 
 /* Largest request accepted, in bytes (GUC netbuf.max_message_size). */
@@ -153,6 +155,55 @@ netbuf_dispatch(StringInfo request, StringInfo reply)
 	pq_putmessage_noblock('d', reply->data, reply->len);
 }
 
+/*
+ * Read the body of the message whose type byte was just read.  Like
+ * pq_getmessage, but a message over netbuf.max_message_size is read past
+ * (keeping protocol sync) and refused with an ERROR the client can read,
+ * before any memory is allocated for it.
+ *
+ * An ERROR between pq_startmsgread and the end of the message loses
+ * protocol sync, so cancels are held while the body arrives (as
+ * copyfromparse.c does).  Termination still works: it is FATAL.
+ */
+static void
+netbuf_read_message(StringInfo request)
+{
+	uint32		netlen;
+	int64		len;
+
+	HOLD_CANCEL_INTERRUPTS();
+	if (pq_getbytes((char *) &netlen, 4) == EOF)
+		netbuf_serve_exit();
+	len = (int64) pg_ntoh32(netlen) - 4;
+	if (len < 0)
+		ereport(FATAL,
+				(errcode(ERRCODE_PROTOCOL_VIOLATION),
+				 errmsg("netbuf: invalid message length %lld", (long long) len + 4)));
+
+	if (len > netbuf_max_message_size)
+	{
+		char		discard[8192];
+
+		for (int64 left = len; left > 0; left -= Min(left, (int64) sizeof(discard)))
+			if (pq_getbytes(discard, Min(left, (int64) sizeof(discard))) == EOF)
+				netbuf_serve_exit();
+		pq_endmsgread();
+		RESUME_CANCEL_INTERRUPTS();
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("netbuf: message of %lld bytes exceeds netbuf.max_message_size (%d bytes)",
+						(long long) len, netbuf_max_message_size)));
+	}
+
+	enlargeStringInfo(request, (int) len);
+	if (pq_getbytes(request->data, len) == EOF)
+		netbuf_serve_exit();
+	request->len = (int) len;
+	request->data[len] = '\0';
+	pq_endmsgread();
+	RESUME_CANCEL_INTERRUPTS();
+}
+
 /* Serve until the client sends CopyDone (return) or goes away (exit). */
 static void
 netbuf_serve_loop(MemoryContext message_context)
@@ -189,17 +240,7 @@ netbuf_serve_loop(MemoryContext message_context)
 			initStringInfo(&reply);
 			MemoryContextSwitchTo(old);
 		}
-
-		/*
-		 * An ERROR between pq_startmsgread and the end of pq_getmessage
-		 * loses protocol sync, so hold cancels while the body arrives (as
-		 * copyfromparse.c does).  Termination still works: it is FATAL.
-		 */
-		HOLD_CANCEL_INTERRUPTS();
-		r = pq_getmessage(&request, netbuf_max_message_size);
-		RESUME_CANCEL_INTERRUPTS();
-		if (r != 0)
-			netbuf_serve_exit();
+		netbuf_read_message(&request);
 
 		switch (msgtype)
 		{
@@ -263,6 +304,14 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 		elog(ERROR, "SPI_connect_ext failed");
 	SPI_commit();
 	SPI_finish();
+
+	/*
+	 * statement_timeout was armed once for the CALL and would end a channel
+	 * that lives longer; the channel's requests are not statements.  (The
+	 * idle timeouts only run between client commands, never during a CALL.)
+	 */
+	if (get_timeout_active(STATEMENT_TIMEOUT))
+		disable_timeout(STATEMENT_TIMEOUT, false);
 
 	/* CopyBothResponse: text format, no columns. */
 	pq_beginmessage(&start, 'W');

@@ -18,6 +18,8 @@ use netbuf::{Client, Error};
 const NO_GRANT_ROLE: &str = "netbuf_nogrant";
 /// A role with the grant and nothing else.
 const GRANTED_ROLE: &str = "netbuf_granted";
+/// A role whose sessions time out after 1 s in every way PostgreSQL 15 can.
+const TIMEOUT_ROLE: &str = "netbuf_timeouts";
 
 fn options() -> PairOptions {
     PairOptions {
@@ -30,6 +32,13 @@ fn options() -> PairOptions {
             format!("CREATE ROLE {GRANTED_ROLE} LOGIN"),
             format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {GRANTED_ROLE}"),
             "CREATE DATABASE without_netbuf".into(),
+            format!("CREATE ROLE {TIMEOUT_ROLE} LOGIN"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {TIMEOUT_ROLE}"),
+            format!(
+                "ALTER ROLE {TIMEOUT_ROLE} SET statement_timeout = '1s'; \
+                 ALTER ROLE {TIMEOUT_ROLE} SET idle_session_timeout = '1s'; \
+                 ALTER ROLE {TIMEOUT_ROLE} SET idle_in_transaction_session_timeout = '1s'"
+            ),
         ],
         ..PairOptions::default()
     }
@@ -245,6 +254,60 @@ fn conninfo_without_dbname_uses_postgres_and_shows_in_pg_stat_activity() {
             Duration::from_secs(5),
         )
         .expect("the serving backend exits when the client closes");
+}
+
+#[test]
+fn idle_channel_outlives_timeouts_holds_no_snapshot_and_blocks_no_drop_database() {
+    let p = pair();
+    let conninfo = format!(
+        "{} application_name=idle_timeouts",
+        p.primary.conninfo_db("postgres", TIMEOUT_ROLE)
+    );
+    let mut client = Client::connect(&conninfo).expect("connect");
+    assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
+    // Idle for longer than statement_timeout and the idle timeouts (1 s).
+    sleep(Duration::from_millis(2500));
+    let row = p.primary.must(
+        "SELECT state, backend_xmin IS NULL, backend_xid IS NULL FROM pg_stat_activity \
+         WHERE application_name = 'idle_timeouts'",
+    );
+    assert_eq!(
+        row, "active|t|t",
+        "the idle channel holds a snapshot or an xid"
+    );
+    // DROP DATABASE waits for every backend to absorb a ProcSignalBarrier.
+    p.primary.must("CREATE DATABASE drop_me");
+    let t0 = Instant::now();
+    p.primary.must("DROP DATABASE drop_me");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "DROP DATABASE took {:?}",
+        t0.elapsed()
+    );
+    assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
+}
+
+#[test]
+fn oversized_message_is_refused_and_the_channel_goes_on() {
+    let p = pair();
+    let conninfo = format!(
+        "{} options='-c netbuf.max_message_size=1024'",
+        p.primary.conninfo()
+    );
+    let mut client = Client::connect(&conninfo).expect("connect");
+    let at_limit = [vec![b'E'], vec![7u8; 1023]].concat();
+    assert_eq!(client.request(&at_limit).unwrap(), at_limit);
+    let over = [vec![b'E'], vec![7u8; 4096]].concat();
+    let error = client.request(&over).expect_err("over the limit");
+    assert_eq!(error.sqlstate(), "54000", "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("message of 4097 bytes exceeds netbuf.max_message_size (1024 bytes)"),
+        "{error}"
+    );
+    assert_eq!(client.request(b"Estill here").unwrap(), b"Estill here");
+    assert_no_crash(&p.primary);
 }
 
 // ---- bad input ------------------------------------------------------------
