@@ -66,6 +66,8 @@ enum Phase {
 
 pub(crate) struct Channel {
     conn: PgConn,
+    /// How to connect again after the connection was lost.
+    params: ConnectParams,
     phase: Phase,
     /// libpq holds output that PQflush has not sent yet.
     flush_pending: bool,
@@ -84,20 +86,30 @@ impl Channel {
     /// Begin connecting; drive with `poll_connect`.
     pub(crate) fn start(conninfo: &str) -> Result<Channel> {
         let params = ConnectParams::new(conninfo)?;
-        let conn = PgConn::start(&params.keys, &params.values, true)
-            .ok_or_else(|| Error::Connect("out of memory allocating the connection".into()))?;
-        if conn.is_bad() {
-            return Err(Error::Connect(conn.error_message()));
-        }
+        let conn = open(&params)?;
         Ok(Channel {
+            deadline: params.connect_deadline(),
             conn,
+            params,
             phase: Phase::Connecting,
             flush_pending: false,
-            deadline: params.connect_timeout.map(|t| Instant::now() + t),
             message: None,
             pending_error: None,
             broken: None,
         })
+    }
+
+    /// Replace a lost connection with a new one (nothing was in flight:
+    /// whatever was has already failed with the error that broke it).
+    fn reconnect(&mut self) -> Result<()> {
+        self.conn = open(&self.params)?;
+        self.deadline = self.params.connect_deadline();
+        self.phase = Phase::Connecting;
+        self.flush_pending = false;
+        self.message = None;
+        self.pending_error = None;
+        self.broken = None;
+        Ok(())
     }
 
     pub(crate) fn socket(&self) -> c_int {
@@ -330,6 +342,11 @@ impl Channel {
                 message.len()
             )));
         }
+        if self.phase == Phase::Broken {
+            // The call that saw the connection break reported it; a new
+            // request gets a new connection, so no old reply can answer it.
+            self.reconnect()?;
+        }
         if let Step::Wait(wait) = self.poll_setup()? {
             return Ok(Step::Wait(wait));
         }
@@ -397,6 +414,16 @@ impl Channel {
             }
         }
     }
+}
+
+/// Start a libpq connection with `params`.
+fn open(params: &ConnectParams) -> Result<PgConn> {
+    let conn = PgConn::start(&params.keys, &params.values, true)
+        .ok_or_else(|| Error::Connect("out of memory allocating the connection".into()))?;
+    if conn.is_bad() {
+        return Err(Error::Connect(conn.error_message()));
+    }
+    Ok(conn)
 }
 
 /// An ErrorResponse from the primary, as libpq parsed it.

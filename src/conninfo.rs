@@ -7,7 +7,7 @@
 //! `CALL netbuf.serve()`.
 
 use std::ffi::CString;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::pq::ConninfoOptions;
@@ -47,6 +47,11 @@ fn parse_connect_timeout(value: &str) -> Result<Option<Duration>> {
 }
 
 impl ConnectParams {
+    /// When a connection started now must be up.
+    pub(crate) fn connect_deadline(&self) -> Option<Instant> {
+        self.connect_timeout.map(|t| Instant::now() + t)
+    }
+
     pub(crate) fn new(conninfo: &str) -> Result<Self> {
         let conninfo_c = cstring(conninfo, "the connection string")?;
         let options = ConninfoOptions::parse(&conninfo_c).map_err(Error::InvalidConninfo)?;

@@ -79,6 +79,7 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Primary(e) => e.hint.as_deref(),
+            Error::ConnectionLost(_) => Some("The next send on this channel connects again."),
             _ => None,
         }
     }

@@ -899,3 +899,55 @@ fn cli_errors_name_the_cause() {
         "{stderr}"
     );
 }
+
+// ---- faults -----------------------------------------------------------------
+
+#[test]
+fn primary_restart_fails_the_blocked_call_and_the_next_send_reconnects() {
+    // A private pair: this test restarts its primary.
+    let p = Pair::start(options());
+    let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
+    assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
+    let pm_standby = postmaster_pid(&p.standby);
+
+    for mode in ["fast", "immediate"] {
+        let (child, _) = start_blocked_standby_call(&p, &format!("restart_{mode}"));
+        let t0 = Instant::now();
+        p.primary.restart(mode);
+        let (stderr, elapsed) = finish(child, t0);
+        assert!(
+            stderr.contains("netbuf: lost the connection to the primary"),
+            "{mode}: {stderr}"
+        );
+        assert!(
+            elapsed < Duration::from_secs(5),
+            "{mode}: the blocked call took {elapsed:?} to fail"
+        );
+
+        // The Rust client saw the same, then reconnects on its next send.
+        let error = client
+            .request(b"Eduring")
+            .expect_err("the old connection is gone");
+        assert!(
+            matches!(error, Error::ConnectionLost(_)),
+            "{mode}: {error:?}"
+        );
+        assert_eq!(
+            client.request(b"Eafter").unwrap(),
+            b"Eafter",
+            "{mode}: reconnect"
+        );
+        // And a standby backend gets a fresh channel.
+        assert_eq!(
+            p.standby
+                .must("SELECT netbuf_test.exchange_n(NULL, '{1,2}')"),
+            "{301,302}"
+        );
+    }
+    assert_eq!(
+        postmaster_pid(&p.standby),
+        pm_standby,
+        "the standby restarted"
+    );
+    assert_no_crash(&p.standby);
+}
