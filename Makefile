@@ -5,6 +5,7 @@
 #   make demo       the seed's exchange between a throwaway primary and standby
 #   make test       unit and end-to-end tests against real servers
 #   make lint       rustfmt and clippy
+#   make fuzz       cargo-fuzz targets of the protocol parsers (fuzz/)
 #
 # demo and test first install what a fresh Debian machine lacks (as root),
 # then install netbuf into the PostgreSQL of $(PG_CONFIG).
@@ -30,7 +31,7 @@ LIBNETBUF = target/release/libnetbuf.so
 DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 libpq-dev libkrb5-dev \
 	libclang-dev pkg-config make gcc
 
-.PHONY: all deps lib install install-netbuf install-test-module demo test lint clean-netbuf
+.PHONY: all deps lib install install-netbuf install-test-module demo test lint fuzz clean-netbuf
 
 all: lib
 
@@ -72,6 +73,11 @@ demo: deps
 test: deps
 	$(MAKE) --no-print-directory install install-test-module
 	$(CARGO) test --release -- --test-threads=2
+
+# Fuzz the parsers of network bytes (src/protocol.rs) for a fixed number of
+# runs each (FUZZ_RUNS, default 200000), on the corpus kept in fuzz/corpus.
+fuzz:
+	bash fuzz/run.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
