@@ -204,12 +204,35 @@ netbuf_read_message(StringInfo request)
 	RESUME_CANCEL_INTERRUPTS();
 }
 
+/* Buffers larger than this are freed after use rather than kept. */
+#define NETBUF_KEEP_BUFFER (8 * 1024 * 1024)
+
+static void
+netbuf_reuse_buffer(StringInfo buf)
+{
+	if (buf->maxlen > NETBUF_KEEP_BUFFER)
+	{
+		MemoryContext context = GetMemoryChunkContext(buf->data);
+		MemoryContext old = MemoryContextSwitchTo(context);
+
+		pfree(buf->data);
+		initStringInfo(buf);
+		MemoryContextSwitchTo(old);
+	}
+	else
+		resetStringInfo(buf);
+}
+
 /* Serve until the client sends CopyDone (return) or goes away (exit). */
 static void
 netbuf_serve_loop(MemoryContext message_context)
 {
 	StringInfoData request;
 	StringInfoData reply;
+
+	/* Both in the serve call's context, the parent of message_context. */
+	initStringInfo(&request);
+	initStringInfo(&reply);
 
 	for (;;)
 	{
@@ -232,14 +255,16 @@ netbuf_serve_loop(MemoryContext message_context)
 			continue;
 		}
 
+		/*
+		 * The request and reply buffers live in the parent of
+		 * message_context and are reused, so a stream of large messages does
+		 * not allocate (and fault in) a fresh buffer each time; one that grew
+		 * past NETBUF_KEEP_BUFFER is given back.  What a handler allocates
+		 * goes away with the reset.
+		 */
 		MemoryContextReset(message_context);
-		{
-			MemoryContext old = MemoryContextSwitchTo(message_context);
-
-			initStringInfo(&request);
-			initStringInfo(&reply);
-			MemoryContextSwitchTo(old);
-		}
+		netbuf_reuse_buffer(&request);
+		netbuf_reuse_buffer(&reply);
 		netbuf_read_message(&request);
 
 		switch (msgtype)
@@ -282,6 +307,7 @@ Datum
 netbuf_shim_serve(PG_FUNCTION_ARGS)
 {
 	CallContext *call = (CallContext *) fcinfo->context;
+	MemoryContext serve_context;
 	MemoryContext message_context;
 	StringInfoData start;
 
@@ -321,16 +347,23 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	if (pq_flush() != 0)
 		netbuf_serve_exit();
 
-	message_context = AllocSetContextCreate(TopMemoryContext,
+	/* Under TopMemoryContext: the CALL's own contexts do not outlive commits. */
+	serve_context = AllocSetContextCreate(TopMemoryContext,
+										  "netbuf serve",
+										  ALLOCSET_DEFAULT_SIZES);
+	message_context = AllocSetContextCreate(serve_context,
 											"netbuf message",
 											ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
+		MemoryContext old = MemoryContextSwitchTo(serve_context);
+
 		netbuf_serve_loop(message_context);
+		MemoryContextSwitchTo(old);
 	}
 	PG_FINALLY();
 	{
-		MemoryContextDelete(message_context);
+		MemoryContextDelete(serve_context);
 	}
 	PG_END_TRY();
 
