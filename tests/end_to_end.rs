@@ -951,3 +951,68 @@ fn primary_restart_fails_the_blocked_call_and_the_next_send_reconnects() {
     );
     assert_no_crash(&p.standby);
 }
+
+#[test]
+fn serving_backend_killed_by_sigkill_then_standby_stopped_leaves_no_orphans() {
+    // A private pair: SIGKILL makes the primary restart every backend.
+    let mut p = Pair::start(options());
+    let mut client = Client::connect(&tagged(&p.primary, "sigkill")).expect("connect");
+    assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
+    let pid = serving_pid(&p, "sigkill");
+    let pid_number: libc::pid_t = pid.parse().unwrap();
+    // SAFETY: kill(2) of the serving backend's pid, a process the test owns.
+    assert_eq!(unsafe { libc::kill(pid_number, libc::SIGKILL) }, 0);
+    let error = client
+        .request(b"Eduring")
+        .expect_err("the serving backend is gone");
+    assert!(matches!(error, Error::ConnectionLost(_)), "{error:?}");
+    // Once the primary has recovered, the next send connects again.
+    p.primary
+        .wait_for("SELECT 1", "1", Duration::from_secs(30))
+        .expect("primary back");
+    assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
+    drop(client);
+
+    // A standby session keeps a channel open (psql reads more from stdin),
+    // then the standby stops: its serving backend on the primary must go.
+    let mut session = Command::new("psql")
+        .args(["-X", "-At", "-d", &p.standby.conninfo()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    {
+        use std::io::Write;
+        let stdin = session.stdin.as_mut().expect("stdin");
+        stdin
+            .write_all(b"SELECT netbuf_test.session_request('\\x45'::bytea);\n")
+            .unwrap();
+        stdin.flush().unwrap();
+    }
+    p.primary
+        .wait_for(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL netbuf.serve()'",
+            "1",
+            Duration::from_secs(20),
+        )
+        .expect("the standby session's channel is open");
+    p.standby
+        .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"])
+        .expect("standby stops");
+    let t0 = Instant::now();
+    p.primary
+        .wait_for(
+            "SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL netbuf.serve()'",
+            "0",
+            Duration::from_secs(5),
+        )
+        .expect("no orphaned serving backend");
+    eprintln!(
+        "serving backend gone {:?} after the standby stopped",
+        t0.elapsed()
+    );
+    drop(session.stdin.take());
+    let _ = session.wait();
+    p.stop();
+}
