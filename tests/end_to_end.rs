@@ -54,31 +54,6 @@ fn tagged(node: &Node, tag: &str) -> String {
     format!("{} application_name={tag}", node.conninfo())
 }
 
-/// The postmaster's pid: unchanged means no crash-restart happened.
-fn postmaster_pid(node: &Node) -> String {
-    std::fs::read_to_string(node.datadir.join("postmaster.pid"))
-        .expect("postmaster.pid")
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned()
-}
-
-fn assert_no_crash(node: &Node) {
-    let log = node.log_text();
-    assert!(
-        !log.contains("terminated by signal"),
-        "{} log shows a crash:\n{}",
-        node.name,
-        node.log_tail()
-    );
-    assert!(
-        !log.contains("protocol synchronization was lost"),
-        "{} lost protocol sync",
-        node.name
-    );
-}
-
 /// Run SQL on the standby with verbose errors (SQLSTATE in the message).
 fn standby_sql(sql: &str) -> Result<String, String> {
     psql(
@@ -307,7 +282,7 @@ fn oversized_message_is_refused_and_the_channel_goes_on() {
         "{error}"
     );
     assert_eq!(client.request(b"Estill here").unwrap(), b"Estill here");
-    assert_no_crash(&p.primary);
+    p.primary.assert_no_crash();
 }
 
 // ---- bad input ------------------------------------------------------------
@@ -315,7 +290,7 @@ fn oversized_message_is_refused_and_the_channel_goes_on() {
 #[test]
 fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
     let p = pair();
-    let pm_before = postmaster_pid(&p.primary);
+    let pm_before = p.primary.postmaster_pid();
     let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
 
     let cases: [(&[u8], &str, &str); 5] = [
@@ -344,15 +319,15 @@ fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
     assert!(error.to_string().contains("empty message"), "{error}");
     assert_eq!(client.request(b"Eok").unwrap(), b"Eok");
 
-    assert_eq!(postmaster_pid(&p.primary), pm_before);
-    assert_no_crash(&p.primary);
+    assert_eq!(p.primary.postmaster_pid(), pm_before);
+    p.primary.assert_no_crash();
 }
 
 #[test]
 fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
     let p = pair();
-    let pm_primary = postmaster_pid(&p.primary);
-    let pm_standby = postmaster_pid(&p.standby);
+    let pm_primary = p.primary.postmaster_pid();
+    let pm_standby = p.standby.postmaster_pid();
     // One standby session keeps its channel across the errors (seed model):
     // a psql script on stdin goes on after a failed statement.
     let script = [
@@ -412,16 +387,16 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
         format!("\\x{}", hex(&[0, 0, 1, 144, 0, 0, 1, 244, 0, 0, 2, 88]))
     );
 
-    assert_eq!(postmaster_pid(&p.primary), pm_primary);
-    assert_eq!(postmaster_pid(&p.standby), pm_standby);
-    assert_no_crash(&p.primary);
-    assert_no_crash(&p.standby);
+    assert_eq!(p.primary.postmaster_pid(), pm_primary);
+    assert_eq!(p.standby.postmaster_pid(), pm_standby);
+    p.primary.assert_no_crash();
+    p.standby.assert_no_crash();
 }
 
 #[test]
 fn c_api_misuse_raises_errors_not_crashes() {
     let p = pair();
-    let pm = postmaster_pid(&p.standby);
+    let pm = p.standby.postmaster_pid();
     for (what, text) in [
         ("null_conn_send", "the connection is NULL"),
         ("null_conn_recv", "the connection is NULL"),
@@ -433,8 +408,8 @@ fn c_api_misuse_raises_errors_not_crashes() {
         assert!(error.contains(text), "{what}: {error}");
         assert!(error.contains("22023"), "{what}: {error}");
     }
-    assert_eq!(postmaster_pid(&p.standby), pm);
-    assert_no_crash(&p.standby);
+    assert_eq!(p.standby.postmaster_pid(), pm);
+    p.standby.assert_no_crash();
 }
 
 // ---- who may connect ------------------------------------------------------
@@ -605,7 +580,7 @@ fn cancel_ends_a_standby_backend_blocked_in_recv_within_a_second() {
         "canceling statement due to user request",
     );
     // The backend survived the cancel.
-    assert_no_crash(&p.standby);
+    p.standby.assert_no_crash();
 }
 
 #[test]
@@ -667,7 +642,7 @@ fn terminate_ends_a_standby_backend_blocked_in_send_within_a_second() {
         child,
         "terminating connection due to administrator command",
     );
-    assert_no_crash(&p.standby);
+    p.standby.assert_no_crash();
 }
 
 #[test]
@@ -681,7 +656,7 @@ fn terminate_ends_a_standby_backend_blocked_in_recv_within_a_second() {
         child,
         "terminating connection due to administrator command",
     );
-    assert_no_crash(&p.standby);
+    p.standby.assert_no_crash();
 }
 
 /// The pid of the serving backend whose application_name is tag.
@@ -730,7 +705,7 @@ fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
             )
             .expect("the serving backend stops serving");
     }
-    assert_no_crash(&p.primary);
+    p.primary.assert_no_crash();
 }
 
 #[test]
@@ -908,7 +883,7 @@ fn primary_restart_fails_the_blocked_call_and_the_next_send_reconnects() {
     let p = Pair::start(options());
     let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
     assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
-    let pm_standby = postmaster_pid(&p.standby);
+    let pm_standby = p.standby.postmaster_pid();
 
     for mode in ["fast", "immediate"] {
         let (child, _) = start_blocked_standby_call(&p, &format!("restart_{mode}"));
@@ -945,11 +920,11 @@ fn primary_restart_fails_the_blocked_call_and_the_next_send_reconnects() {
         );
     }
     assert_eq!(
-        postmaster_pid(&p.standby),
+        p.standby.postmaster_pid(),
         pm_standby,
         "the standby restarted"
     );
-    assert_no_crash(&p.standby);
+    p.standby.assert_no_crash();
 }
 
 #[test]

@@ -126,6 +126,29 @@ impl Node {
 
     /// The last lines of the server log, headed by its path, for panic
     /// messages.
+    /// The postmaster's pid: unchanged means no crash-restart happened.
+    pub fn postmaster_pid(&self) -> String {
+        fs::read_to_string(self.datadir.join("postmaster.pid"))
+            .expect("postmaster.pid")
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Panics if the log shows a backend crash or a lost protocol sync.
+    pub fn assert_no_crash(&self) {
+        let log = self.log_text();
+        for sign in ["terminated by signal", "protocol synchronization was lost"] {
+            assert!(
+                !log.contains(sign),
+                "{} log shows {sign:?}:\n{}",
+                self.name,
+                self.log_tail()
+            );
+        }
+    }
+
     pub fn log_tail(&self) -> String {
         let text = self.log_text();
         let lines: Vec<&str> = text.lines().collect();
