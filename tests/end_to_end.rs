@@ -822,7 +822,15 @@ fn cli_ping_prints_its_summary_on_ctrl_c() {
         .stdout(Stdio::piped())
         .spawn()
         .expect("run netbuf");
-    sleep(Duration::from_millis(500));
+    // Interrupt once the first reply is printed (the handler is in place).
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    while !seen.contains("seq=0 ") {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stdout, &mut line).expect("read ping output");
+        assert!(n > 0, "netbuf ping ended before its first reply: {seen}");
+        seen.push_str(&line);
+    }
     // SAFETY: plain kill(2) on our own child.
     unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -830,9 +838,10 @@ fn cli_ping_prints_its_summary_on_ctrl_c() {
         assert!(Instant::now() < deadline, "netbuf ping ignored SIGINT");
         sleep(Duration::from_millis(20));
     }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}");
+    let status = child.wait().unwrap();
+    std::io::Read::read_to_string(&mut stdout, &mut seen).expect("read ping output");
+    let stdout = seen;
+    assert!(status.success(), "{stdout}");
     assert!(
         stdout.contains("--- netbuf ping statistics ---")
             && stdout.contains("rtt min/avg/max/mdev"),
