@@ -69,6 +69,7 @@ mod backend {
             .allowlist_type("Nb.*")
             .allowlist_function("nb_.*")
             .rustified_enum("NbStatus")
+            .rustified_enum("NbPanicPoint")
             .derive_debug(false)
             .layout_tests(true)
             .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))

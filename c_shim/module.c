@@ -4,6 +4,25 @@
  */
 #include "shim.h"
 
+#include "utils/guc.h"
+
+/* Developer GUC netbuf.debug_panic_at: where the Rust core should panic. */
+static const struct config_enum_entry netbuf_panic_points[] = {
+	{"none", NB_PANIC_NONE, false},
+	{"connect", NB_PANIC_CONNECT, false},
+	{"send", NB_PANIC_SEND, false},
+	{"recv", NB_PANIC_RECV, false},
+	{"serve", NB_PANIC_SERVE, false},
+	{NULL, 0, false}
+};
+static int	netbuf_debug_panic_at = NB_PANIC_NONE;
+
+static void
+netbuf_assign_panic_at(int newval, void *extra)
+{
+	nb_set_panic_point((NbPanicPoint) newval);
+}
+
 static const NetbufFunctions netbuf_function_table = {
 	.abi_version = NETBUF_ABI_VERSION,
 	.connect = netbuf_client_connect,
@@ -31,6 +50,16 @@ netbuf_shim_init(void)
 	/* Publish the table first: the built-in handlers register through it. */
 	slot = (const NetbufFunctions **) find_rendezvous_variable(NETBUF_RENDEZVOUS);
 	*slot = &netbuf_function_table;
+
+	DefineCustomEnumVariable("netbuf.debug_panic_at",
+							 "Makes netbuf's Rust code panic at this point (for testing).",
+							 "A panic must end as an ERROR, never as a backend crash.",
+							 &netbuf_debug_panic_at,
+							 NB_PANIC_NONE,
+							 netbuf_panic_points,
+							 PGC_SUSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, netbuf_assign_panic_at, NULL);
 
 	netbuf_serve_init();
 }

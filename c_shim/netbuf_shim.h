@@ -59,6 +59,28 @@ extern void nb_close(NbChannel *chan);
 extern int	nb_op_add300(const char *request, int nbytes, char *reply, int reply_cap, NbError *err);
 
 /*
+ * Settings the GUCs' assign hooks hand to the Rust core.
+ *
+ * nb_set_max_message_size: the largest reply a channel opened from now on
+ * accepts (netbuf.max_message_size on the standby); the primary is told in
+ * the CALL and refuses to send a larger one.
+ *
+ * nb_set_panic_point: the developer GUC netbuf.debug_panic_at makes the Rust
+ * core panic at that point, to test that a panic ends as a clean ERROR.
+ */
+typedef enum NbPanicPoint
+{
+	NB_PANIC_NONE = 0,
+	NB_PANIC_CONNECT = 1,		/* nb_connect_start */
+	NB_PANIC_SEND = 2,			/* nb_send */
+	NB_PANIC_RECV = 3,			/* nb_recv */
+	NB_PANIC_SERVE = 4			/* nb_op_add300, on the primary */
+} NbPanicPoint;
+
+extern void nb_set_max_message_size(int nbytes);
+extern void nb_set_panic_point(NbPanicPoint point);
+
+/*
  * Not declared here: the C entry points PostgreSQL looks up with dlsym
  * (netbuf_shim_magic, netbuf_shim_init, netbuf_shim_finfo_serve,
  * netbuf_shim_serve, see shim.h).  rustc exports only Rust symbols from a

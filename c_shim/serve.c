@@ -26,8 +26,18 @@
 #include "utils/timeout.h"
 #include "utils/wait_event.h"
 
-/* Largest request accepted, in bytes (GUC netbuf.max_message_size). */
+/*
+ * GUC netbuf.max_message_size: the largest request the primary accepts, and
+ * on the standby the largest reply its channels accept.
+ */
 static int	netbuf_max_message_size = 64 * 1024 * 1024;
+
+/*
+ * GUC netbuf.peer_timeout: how long a client that went silent (a network
+ * partition: no FIN, no RST) may keep its serving backend, through TCP
+ * keepalives and TCP_USER_TIMEOUT on the channel's socket.
+ */
+static int	netbuf_peer_timeout = 30 * 1000;
 
 /* One handler per op code; the built-ins register like everyone else. */
 static NetbufHandler netbuf_handlers[256];
@@ -69,18 +79,36 @@ netbuf_handle_add300(const char *request, int nbytes, StringInfo reply)
 	reply->data[reply->len] = '\0';
 }
 
+static void
+netbuf_assign_max_message_size(int newval, void *extra)
+{
+	/* New channels of this backend accept replies up to this size. */
+	nb_set_max_message_size(newval);
+}
+
 void
 netbuf_serve_init(void)
 {
 	DefineCustomIntVariable("netbuf.max_message_size",
-							"Largest netbuf request the primary accepts.",
-							NULL,
+							"Largest netbuf message accepted: requests on the primary, replies on the standby.",
+							"A larger message is refused with an error before memory is allocated for it.",
 							&netbuf_max_message_size,
 							64 * 1024 * 1024,
 							16,
 							PQ_LARGE_MESSAGE_LIMIT,
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
+							NULL, netbuf_assign_max_message_size, NULL);
+	DefineCustomIntVariable("netbuf.peer_timeout",
+							"How long a serving backend waits on a client that went silent.",
+							"Applied as TCP keepalives and tcp_user_timeout on the channel's socket; "
+							"0 leaves the server's tcp_keepalives_* and tcp_user_timeout settings.",
+							&netbuf_peer_timeout,
+							30 * 1000,
+							0,
+							INT_MAX / 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("netbuf");
 
@@ -121,7 +149,7 @@ netbuf_serve_wait(bool want_write)
 
 /* Answer one CopyData message from the client. */
 static void
-netbuf_dispatch(StringInfo request, StringInfo reply)
+netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size)
 {
 	unsigned char op;
 	NetbufHandler handler;
@@ -150,6 +178,14 @@ netbuf_dispatch(StringInfo request, StringInfo reply)
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("netbuf: the handler for op code 0x%02x produced an empty reply", op),
 				 errdetail("libpq cannot deliver an empty CopyData message; the client would wait forever.")));
+
+	/* The client would have to allocate it in full before refusing it. */
+	if (reply->len > max_reply_size)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("netbuf: reply of %d bytes to op code 0x%02x exceeds the client's limit of %d bytes",
+						reply->len, op, max_reply_size),
+				 errhint("Raise netbuf.max_message_size on the standby (ConnectOptions::max_message_size in the Rust API).")));
 
 	/* Queued, not flushed: the loop flushes once its input is drained. */
 	pq_putmessage_noblock('d', reply->data, reply->len);
@@ -225,7 +261,7 @@ netbuf_reuse_buffer(StringInfo buf)
 
 /* Serve until the client sends CopyDone (return) or goes away (exit). */
 static void
-netbuf_serve_loop(MemoryContext message_context)
+netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 {
 	StringInfoData request;
 	StringInfoData reply;
@@ -273,7 +309,7 @@ netbuf_serve_loop(MemoryContext message_context)
 				{
 					MemoryContext old = MemoryContextSwitchTo(message_context);
 
-					netbuf_dispatch(&request, &reply);
+					netbuf_dispatch(&request, &reply, max_reply_size);
 					MemoryContextSwitchTo(old);
 				}
 				break;
@@ -303,6 +339,42 @@ netbuf_serve_loop(MemoryContext message_context)
 	}
 }
 
+/*
+ * A channel idles for days, so a client that vanished without a FIN or RST
+ * must be noticed by the kernel: keepalive probes after half the timeout,
+ * three of them in the rest, and TCP_USER_TIMEOUT for unacknowledged
+ * replies.  (The pq_set* functions skip Unix-domain sockets.)
+ */
+static void
+netbuf_watch_silent_peer(void)
+{
+	int			idle_s = Max(1, netbuf_peer_timeout / 2000);
+	int			interval_s = Max(1, netbuf_peer_timeout / 6000);
+
+	if (netbuf_peer_timeout == 0 || MyProcPort == NULL)
+		return;
+	(void) pq_setkeepalivesidle(idle_s, MyProcPort);
+	(void) pq_setkeepalivesinterval(interval_s, MyProcPort);
+	(void) pq_setkeepalivescount(3, MyProcPort);
+	(void) pq_settcpusertimeout(netbuf_peer_timeout, MyProcPort);
+}
+
+/* serve(max_reply_size): NULL (the default) when the client has no limit. */
+static int
+netbuf_max_reply_size_arg(FunctionCallInfo fcinfo)
+{
+	int			max_reply_size;
+
+	if (PG_NARGS() < 1 || PG_ARGISNULL(0))
+		return PQ_LARGE_MESSAGE_LIMIT;
+	max_reply_size = PG_GETARG_INT32(0);
+	if (max_reply_size < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("netbuf: max_reply_size must be positive, not %d", max_reply_size)));
+	return max_reply_size;
+}
+
 Datum
 netbuf_shim_serve(PG_FUNCTION_ARGS)
 {
@@ -310,6 +382,7 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	MemoryContext serve_context;
 	MemoryContext message_context;
 	StringInfoData start;
+	volatile int max_reply_size = netbuf_max_reply_size_arg(fcinfo);
 
 	/* Non-atomic so that SPI_commit below can drop the CALL's snapshot. */
 	if (call == NULL || !IsA(call, CallContext) || call->atomic)
@@ -321,6 +394,8 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("netbuf.serve() needs an ordinary client connection")));
+
+	netbuf_watch_silent_peer();
 
 	/*
 	 * A channel lives as long as the standby wants it: commit now so that it
@@ -358,7 +433,7 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	{
 		MemoryContext old = MemoryContextSwitchTo(serve_context);
 
-		netbuf_serve_loop(message_context);
+		netbuf_serve_loop(message_context, max_reply_size);
 		MemoryContextSwitchTo(old);
 	}
 	PG_FINALLY();

@@ -7,7 +7,7 @@
 //! waits with poll(2); the backend (c_shim/client.c) waits on its latch and
 //! serves interrupts.  Both therefore run exactly this code.
 
-use std::ffi::{CStr, c_int};
+use std::ffi::{CStr, CString, c_int};
 use std::time::Instant;
 
 use crate::conninfo::ConnectParams;
@@ -15,6 +15,7 @@ use crate::error::{Error, PrimaryError, Result};
 use crate::pq::{
     CopyBuffer, CopyData, ExecStatusType, PgConn, PgResult, PostgresPollingStatusType,
 };
+use crate::protocol;
 
 /// What the socket must become before a step can make progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,9 +43,16 @@ pub(crate) enum Received {
 
 /// Secures the session before anything else runs (cf. common/connect.h).
 const SECURE_SEARCH_PATH: &CStr = c"SELECT pg_catalog.set_config('search_path', '', false)";
-/// One statement per query string: a multi-statement string would make the
-/// CALL atomic, and netbuf.serve() needs a non-atomic CALL.
-const ENTER_COPY_BOTH: &CStr = c"CALL netbuf.serve()";
+/// The CALL that enters COPY BOTH.  One statement per query string: a
+/// multi-statement string would make the CALL atomic, and netbuf.serve()
+/// needs a non-atomic CALL.  The primary refuses to send a reply larger
+/// than `max_reply_size`, so libpq never allocates room for one.
+fn enter_copy_both(max_reply_size: usize) -> CString {
+    CString::new(format!(
+        "CALL netbuf.serve(max_reply_size => {max_reply_size})"
+    ))
+    .expect("no NUL in a formatted number")
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -80,11 +88,21 @@ pub(crate) struct Channel {
     pending_error: Option<Error>,
     /// Why the channel is Broken.
     broken: Option<Error>,
+    /// The CALL that (re-)enters COPY BOTH, with the reply size limit.
+    enter_copy: CString,
 }
 
 impl Channel {
-    /// Begin connecting; drive with `poll_connect`.
-    pub(crate) fn start(conninfo: &str) -> Result<Channel> {
+    /// Begin connecting; drive with `poll_connect`.  Replies larger than
+    /// `max_reply_size` bytes are refused by the primary with an error.
+    pub(crate) fn start(conninfo: &str, max_reply_size: usize) -> Result<Channel> {
+        if !protocol::MAX_MESSAGE_SIZE_RANGE.contains(&max_reply_size) {
+            return Err(Error::InvalidArgument(format!(
+                "max_message_size {max_reply_size} is out of range ({}..{} bytes)",
+                protocol::MAX_MESSAGE_SIZE_RANGE.start(),
+                protocol::MAX_MESSAGE_SIZE_RANGE.end()
+            )));
+        }
         let params = ConnectParams::new(conninfo)?;
         let conn = open(&params)?;
         Ok(Channel {
@@ -96,6 +114,7 @@ impl Channel {
             message: None,
             pending_error: None,
             broken: None,
+            enter_copy: enter_copy_both(max_reply_size),
         })
     }
 
@@ -186,6 +205,15 @@ impl Channel {
         Ok(())
     }
 
+    fn enter_copy(&mut self) -> Result<()> {
+        if !self.conn.send_query(&self.enter_copy) {
+            return Err(self.lost());
+        }
+        self.flush_pending = true;
+        self.phase = Phase::EnteringCopy;
+        Ok(())
+    }
+
     /// Read input if a result is incomplete; `Some(Wait::Read)` to wait.
     fn absorb_input(&mut self) -> Result<Option<Wait>> {
         if !self.conn.is_busy() {
@@ -206,7 +234,7 @@ impl Channel {
                 Phase::Broken => {
                     return Err(self.broken.clone().expect("a broken channel has its error"));
                 }
-                Phase::Idle => self.send_query(ENTER_COPY_BOTH, Phase::EnteringCopy)?,
+                Phase::Idle => self.enter_copy()?,
                 Phase::Connecting => {
                     self.check_deadline()?;
                     match self.conn.connect_poll() {
@@ -310,7 +338,7 @@ impl Channel {
             return Err(error);
         }
         match self.phase {
-            Phase::SecuringSearchPath => self.send_query(ENTER_COPY_BOTH, Phase::EnteringCopy),
+            Phase::SecuringSearchPath => self.enter_copy(),
             Phase::Draining => {
                 self.phase = Phase::Idle;
                 Ok(())
@@ -457,7 +485,7 @@ fn refused(error: Error) -> Error {
         ),
         // insufficient_privilege
         "42501" => Some(
-            "On the primary: GRANT EXECUTE ON PROCEDURE netbuf.serve() TO the role in the connection string.",
+            "On the primary: GRANT EXECUTE ON PROCEDURE netbuf.serve TO the role in the connection string.",
         ),
         _ => None,
     };

@@ -8,6 +8,32 @@ use std::io;
 
 use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::{Error, Result};
+use crate::protocol;
+
+/// Settings of a channel that a connection string cannot carry.
+#[derive(Debug, Clone)]
+pub struct ConnectOptions {
+    max_message_size: usize,
+}
+
+impl Default for ConnectOptions {
+    fn default() -> Self {
+        ConnectOptions {
+            max_message_size: protocol::DEFAULT_MAX_MESSAGE_SIZE,
+        }
+    }
+}
+
+impl ConnectOptions {
+    /// The largest reply this client accepts, in bytes (default 64 MiB,
+    /// as the GUC `netbuf.max_message_size`).  The primary refuses to send
+    /// a larger one and reports an error (SQLSTATE 54000) instead, so no
+    /// memory is ever allocated for it here.
+    pub fn max_message_size(mut self, nbytes: usize) -> Self {
+        self.max_message_size = nbytes;
+        self
+    }
+}
 
 /// A channel to a primary's `netbuf.serve()`.
 ///
@@ -28,7 +54,12 @@ impl Client {
     /// or URI, PG* environment variables); without a dbname it connects to
     /// `postgres`.
     pub fn connect(conninfo: &str) -> Result<Client> {
-        let mut channel = Channel::start(conninfo)?;
+        Client::connect_with(conninfo, &ConnectOptions::default())
+    }
+
+    /// [`Client::connect`] with settings beyond the connection string.
+    pub fn connect_with(conninfo: &str, options: &ConnectOptions) -> Result<Client> {
+        let mut channel = Channel::start(conninfo, options.max_message_size)?;
         block(&mut channel, Channel::poll_connect)?;
         Ok(Client { channel })
     }

@@ -1,10 +1,11 @@
 //! From a user's connection string to the parameters netbuf connects with.
 //!
-//! libpq's rules apply (key=value or URI, environment defaults), with three
+//! libpq's rules apply (key=value or URI, environment defaults), with four
 //! netbuf rules on top: no dbname means `postgres`; `application_name`
-//! defaults to `netbuf`; a `replication` connection is refused, since it
-//! would start a walsender instead of a backend that can run
-//! `CALL netbuf.serve()`.
+//! defaults to `netbuf`; TCP keepalives and tcp_user_timeout default to a
+//! silent peer being noticed within about 30 s; a `replication` connection
+//! is refused, since it would start a walsender instead of a backend that
+//! can run `CALL netbuf.serve()`.
 
 use std::ffi::CString;
 use std::time::{Duration, Instant};
@@ -19,6 +20,23 @@ pub(crate) struct ConnectParams {
     /// libpq ignores connect_timeout under PQconnectPoll; we keep the deadline.
     pub(crate) connect_timeout: Option<Duration>,
 }
+
+/// A channel can sit idle for days, or wait on a slow handler, and must
+/// still notice a primary that vanished without a FIN or RST (a network
+/// partition, a powered-off host): TCP alone would take 2 hours (idle) or
+/// about 15 minutes (unacknowledged data).  These settings make it about
+/// 30 s: probes after 15 s idle, every 5 s, 3 unanswered ones end it; data
+/// unacknowledged for 30 s ends it too.  The kernel answers probes, so a
+/// handler that takes longer than this is not mistaken for a dead peer.
+/// Any of them in the connection string wins; libpq ignores them for Unix
+/// sockets.
+const SILENT_PEER_DEFAULTS: [(&str, &str); 5] = [
+    ("keepalives", "1"),
+    ("keepalives_idle", "15"),
+    ("keepalives_interval", "5"),
+    ("keepalives_count", "3"),
+    ("tcp_user_timeout", "30000"),
+];
 
 fn cstring(text: &str, what: &str) -> Result<CString> {
     CString::new(text).map_err(|_| Error::InvalidConninfo(format!("{what} contains a NUL byte")))
@@ -81,6 +99,13 @@ impl ConnectParams {
             keys.push(c"dbname".to_owned());
             values.push(c"postgres".to_owned());
         }
+        // Later keys would override the string's own, so add only missing ones.
+        for (key, value) in SILENT_PEER_DEFAULTS {
+            if options.get(key).is_none() {
+                keys.push(cstring(key, key)?);
+                values.push(cstring(value, key)?);
+            }
+        }
         Ok(ConnectParams {
             keys,
             values,
@@ -130,6 +155,19 @@ mod tests {
         assert!(e.to_string().contains("nosuchoption"), "{e}");
         let e = ConnectParams::new("host=x\0y").err().unwrap();
         assert!(e.to_string().contains("NUL"), "{e}");
+    }
+
+    #[test]
+    fn silent_peer_defaults_yield_to_the_string() {
+        let p = ConnectParams::new("host=x").unwrap();
+        assert_eq!(value_of(&p, "keepalives_idle"), ["15"]);
+        assert_eq!(value_of(&p, "tcp_user_timeout"), ["30000"]);
+        let p = ConnectParams::new("host=x keepalives_idle=2 tcp_user_timeout=4000").unwrap();
+        assert!(value_of(&p, "keepalives_idle").is_empty());
+        assert!(value_of(&p, "tcp_user_timeout").is_empty());
+        assert_eq!(value_of(&p, "keepalives_count"), ["3"]);
+        let p = ConnectParams::new("postgresql://u@x/db?keepalives_count=9").unwrap();
+        assert!(value_of(&p, "keepalives_count").is_empty());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
+use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::Error;
@@ -24,7 +25,44 @@ mod bindings {
     include!(concat!(env!("OUT_DIR"), "/shim_bindings.rs"));
 }
 
-pub(crate) use bindings::{NbChannel, NbError, NbStatus};
+pub(crate) use bindings::{NbChannel, NbError, NbPanicPoint, NbStatus};
+
+/// The largest reply channels opened from now on accept: the standby's
+/// GUC netbuf.max_message_size, set through `nb_set_max_message_size`.
+static MAX_MESSAGE_SIZE: AtomicUsize = AtomicUsize::new(protocol::DEFAULT_MAX_MESSAGE_SIZE);
+
+/// Where the developer GUC netbuf.debug_panic_at wants a panic.
+static PANIC_POINT: AtomicU32 = AtomicU32::new(NbPanicPoint::NB_PANIC_NONE as u32);
+
+/// Panic if netbuf.debug_panic_at names `point`: how the tests prove that a
+/// panic anywhere below a C entry point ends as a clean ERROR.
+fn injected_panic(point: NbPanicPoint) {
+    if PANIC_POINT.load(Ordering::Relaxed) == point as u32 {
+        let name = match point {
+            NbPanicPoint::NB_PANIC_NONE => "none",
+            NbPanicPoint::NB_PANIC_CONNECT => "connect",
+            NbPanicPoint::NB_PANIC_SEND => "send",
+            NbPanicPoint::NB_PANIC_RECV => "recv",
+            NbPanicPoint::NB_PANIC_SERVE => "serve",
+        };
+        panic!("injected by netbuf.debug_panic_at = {name}");
+    }
+}
+
+/// Called by the GUC's assign hook (c_shim/module.c).
+#[unsafe(no_mangle)]
+pub extern "C" fn nb_set_panic_point(point: NbPanicPoint) {
+    PANIC_POINT.store(point as u32, Ordering::Relaxed);
+}
+
+/// Called by the GUC's assign hook (c_shim/serve.c); the GUC's bounds keep
+/// it within the range `Channel::start` accepts.
+#[unsafe(no_mangle)]
+pub extern "C" fn nb_set_max_message_size(nbytes: c_int) {
+    if let Ok(nbytes) = usize::try_from(nbytes) {
+        MAX_MESSAGE_SIZE.store(nbytes, Ordering::Relaxed);
+    }
+}
 
 /// Copy `text` into a fixed C buffer, cut at a character boundary, with NUL.
 fn copy_text(buffer: &mut [c_char], text: &str) {
@@ -128,6 +166,7 @@ pub unsafe extern "C" fn nb_connect_start(
     err: *mut NbError,
 ) -> *mut NbChannel {
     let outcome = catch_unwind(|| {
+        injected_panic(NbPanicPoint::NB_PANIC_CONNECT);
         if conninfo.is_null() {
             return Err(Error::InvalidConninfo(
                 "the connection string is NULL".into(),
@@ -138,7 +177,7 @@ pub unsafe extern "C" fn nb_connect_start(
         let conninfo = conninfo.to_str().map_err(|_| {
             Error::InvalidConninfo("the connection string is not valid UTF-8".into())
         })?;
-        Channel::start(conninfo)
+        Channel::start(conninfo, MAX_MESSAGE_SIZE.load(Ordering::Relaxed))
     });
     match outcome.unwrap_or_else(|payload| Err(panic_error(payload))) {
         Ok(channel) => Box::into_raw(Box::new(channel)).cast(),
@@ -188,6 +227,7 @@ pub unsafe extern "C" fn nb_send(
     err: *mut NbError,
 ) -> NbStatus {
     on_channel(chan, err, |c| {
+        injected_panic(NbPanicPoint::NB_PANIC_SEND);
         let len = usize::try_from(nbytes).map_err(|_| {
             Error::InvalidArgument(format!("cannot send a message of negative length {nbytes}"))
         })?;
@@ -221,17 +261,22 @@ pub unsafe extern "C" fn nb_recv(
     nbytes: *mut c_int,
     err: *mut NbError,
 ) -> NbStatus {
-    on_channel(chan, err, |c| match c.poll_recv()? {
-        Step::Wait(wait) => Ok(status(Step::Wait(wait))),
-        Step::Ready(Received::EndOfStream) => Ok(NbStatus::NB_END_OF_STREAM),
-        Step::Ready(Received::Message) => {
-            let message = c.message().expect("a received message is kept");
-            // SAFETY: the shim passes pointers to its own locals.
-            unsafe {
-                *data = message.as_ptr();
-                *nbytes = message.as_bytes().len() as c_int;
+    on_channel(chan, err, |c| {
+        match {
+            injected_panic(NbPanicPoint::NB_PANIC_RECV);
+            c.poll_recv()?
+        } {
+            Step::Wait(wait) => Ok(status(Step::Wait(wait))),
+            Step::Ready(Received::EndOfStream) => Ok(NbStatus::NB_END_OF_STREAM),
+            Step::Ready(Received::Message) => {
+                let message = c.message().expect("a received message is kept");
+                // SAFETY: the shim passes pointers to its own locals.
+                unsafe {
+                    *data = message.as_ptr();
+                    *nbytes = message.as_bytes().len() as c_int;
+                }
+                Ok(NbStatus::NB_DONE)
             }
-            Ok(NbStatus::NB_DONE)
         }
     })
 }
@@ -260,6 +305,7 @@ pub unsafe extern "C" fn nb_op_add300(
     err: *mut NbError,
 ) -> c_int {
     let outcome = catch_unwind(|| {
+        injected_panic(NbPanicPoint::NB_PANIC_SERVE);
         let (Ok(len), Ok(cap)) = (usize::try_from(nbytes), usize::try_from(reply_cap)) else {
             return Err(Error::Internal(
                 "negative length given to the 'N' handler".into(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use common::{Node, Pair, PairOptions, psql, shared_pair_with};
 use netbuf::protocol::{decode_int32s, encode_add300};
-use netbuf::{Client, Error};
+use netbuf::{Client, ConnectOptions, Error};
 
 /// A role that may log in but has no EXECUTE on netbuf.serve().
 const NO_GRANT_ROLE: &str = "netbuf_nogrant";
@@ -30,10 +30,10 @@ fn options() -> PairOptions {
             "CREATE EXTENSION netbuf_test".into(),
             format!("CREATE ROLE {NO_GRANT_ROLE} LOGIN"),
             format!("CREATE ROLE {GRANTED_ROLE} LOGIN"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {GRANTED_ROLE}"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {GRANTED_ROLE}"),
             "CREATE DATABASE without_netbuf".into(),
             format!("CREATE ROLE {TIMEOUT_ROLE} LOGIN"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {TIMEOUT_ROLE}"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {TIMEOUT_ROLE}"),
             format!(
                 "ALTER ROLE {TIMEOUT_ROLE} SET statement_timeout = '1s'; \
                  ALTER ROLE {TIMEOUT_ROLE} SET idle_session_timeout = '1s'; \
@@ -59,6 +59,39 @@ fn standby_sql(sql: &str) -> Result<String, String> {
     psql(
         &pair().standby.conninfo(),
         &["\\set VERBOSITY verbose", sql],
+    )
+}
+
+/// Run a psql script on stdin (it goes on after a failed statement, in one
+/// session), with verbose errors.  Returns stdout and stderr.
+fn psql_script(node: &Node, script: &str) -> (String, String) {
+    let output = Command::new("psql")
+        .args([
+            "-X",
+            "-At",
+            "-v",
+            "VERBOSITY=verbose",
+            "-d",
+            &node.conninfo(),
+        ])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(script.as_bytes())?;
+            child.wait_with_output()
+        })
+        .expect("psql");
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
 
@@ -220,7 +253,10 @@ fn conninfo_without_dbname_uses_postgres_and_shows_in_pg_stat_activity() {
         "SELECT datname, query, backend_xmin IS NULL, backend_xid IS NULL FROM pg_stat_activity \
          WHERE application_name = 'nodb_probe'",
     );
-    assert_eq!(row, "postgres|CALL netbuf.serve()|t|t");
+    assert_eq!(
+        row,
+        "postgres|CALL netbuf.serve(max_reply_size => 67108864)|t|t"
+    );
     client.close();
     p.primary
         .wait_for(
@@ -285,6 +321,129 @@ fn oversized_message_is_refused_and_the_channel_goes_on() {
     p.primary.assert_no_crash();
 }
 
+#[test]
+fn reply_over_the_clients_limit_is_refused_by_the_primary() {
+    let p = pair();
+    // The Rust client's limit travels in CALL netbuf.serve(max_reply_size).
+    let options = ConnectOptions::default().max_message_size(1024);
+    let mut client = Client::connect_with(&p.primary.conninfo(), &options).expect("connect");
+    let at_limit = [vec![b'E'], vec![7u8; 1023]].concat();
+    assert_eq!(client.request(&at_limit).unwrap(), at_limit);
+    // The primary accepts the 1025-byte request but not its echo.
+    let over = [vec![b'E'], vec![7u8; 1024]].concat();
+    let error = client.request(&over).expect_err("reply over the limit");
+    assert_eq!(error.sqlstate(), "54000", "{error:?}");
+    assert!(
+        error.to_string().contains(
+            "reply of 1025 bytes to op code 0x45 exceeds the client's limit of 1024 bytes"
+        ),
+        "{error}"
+    );
+    assert!(
+        error
+            .hint()
+            .is_some_and(|h| h.contains("netbuf.max_message_size")),
+        "{error:?}"
+    );
+    assert_eq!(client.request(b"Estill here").unwrap(), b"Estill here");
+    let error = Client::connect_with(
+        &p.primary.conninfo(),
+        &ConnectOptions::default().max_message_size(1),
+    )
+    .err()
+    .expect("limit out of range");
+    assert!(
+        error
+            .to_string()
+            .contains("max_message_size 1 is out of range"),
+        "{error}"
+    );
+
+    // A standby backend's limit is the standby's netbuf.max_message_size.
+    let big = format!("'\\x45{}'::bytea", "07".repeat(1024));
+    let error = standby_sql(&format!(
+        "SET netbuf.max_message_size = '1kB'; SELECT netbuf_test.request(NULL, {big})"
+    ))
+    .expect_err("reply over the standby's limit");
+    assert!(
+        error.contains("ERROR:  54000: netbuf: reply of 1025 bytes to op code 0x45 exceeds the client's limit of 1024 bytes"),
+        "{error}"
+    );
+    let echoed = standby_sql(&format!(
+        "SET netbuf.max_message_size = '2kB'; SELECT length(netbuf_test.request(NULL, {big}))"
+    ))
+    .expect("within the limit");
+    assert_eq!(echoed.lines().last(), Some("1025"), "{echoed}");
+    p.primary.assert_no_crash();
+    p.standby.assert_no_crash();
+}
+
+#[test]
+fn rust_panics_below_c_entry_points_end_as_clean_errors() {
+    let p = pair();
+    let pm_primary = p.primary.postmaster_pid();
+    let pm_standby = p.standby.postmaster_pid();
+    // Standby side: one session keeps its channel across the panics (the
+    // seed's model); each panic poisons the channel, the next call
+    // reconnects, and a reply of the old stream never answers a new request.
+    let script = [
+        "SET netbuf.debug_panic_at = 'send';",
+        "SELECT netbuf_test.session_request('\\x4501'::bytea);",
+        "SET netbuf.debug_panic_at = 'recv';",
+        "SELECT netbuf_test.session_request('\\x4502'::bytea);",
+        "SET netbuf.debug_panic_at = 'none';",
+        "SELECT netbuf_test.session_request('\\x4503'::bytea);",
+        "SET netbuf.debug_panic_at = 'connect';",
+        "SELECT netbuf_test.request(NULL, '\\x4504'::bytea);",
+        "RESET netbuf.debug_panic_at;",
+        "SELECT netbuf_test.request(NULL, '\\x4505'::bytea);",
+    ]
+    .join("\n");
+    let (stdout, stderr) = psql_script(&p.standby, &script);
+    for point in ["send", "recv", "connect"] {
+        let expected = format!(
+            "ERROR:  XX000: netbuf: internal error: Rust panic: injected by netbuf.debug_panic_at = {point}"
+        );
+        assert!(
+            stderr.contains(&expected),
+            "missing {expected:?} in:\n{stderr}"
+        );
+    }
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        ["SET", "SET", "SET", "\\x4503", "SET", "RESET", "\\x4505"],
+        "{stderr}"
+    );
+
+    // Primary side: the 'N' handler is Rust; its panic reaches the client
+    // as the primary's ERROR and the channel goes on.
+    let conninfo = format!(
+        "{} options='-c netbuf.debug_panic_at=serve'",
+        p.primary.conninfo()
+    );
+    let mut client = Client::connect(&conninfo).expect("connect");
+    let error = client.request(&encode_add300(&[1])).expect_err("panic");
+    assert_eq!(error.sqlstate(), "XX000", "{error:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("Rust panic: injected by netbuf.debug_panic_at = serve"),
+        "{error}"
+    );
+    assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
+
+    for node in [&p.primary, &p.standby] {
+        assert!(
+            !node
+                .log_text()
+                .contains("protocol synchronization was lost")
+        );
+        node.assert_no_crash();
+    }
+    assert_eq!(p.primary.postmaster_pid(), pm_primary);
+    assert_eq!(p.standby.postmaster_pid(), pm_standby);
+}
+
 // ---- bad input ------------------------------------------------------------
 
 #[test]
@@ -339,32 +498,7 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
         "SELECT netbuf_test.session_request('\\x4e00000064000000c80000012c'::bytea);",
     ]
     .join("\n");
-    let output = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-d",
-            &p.standby.conninfo(),
-        ])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("psql");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (stdout, stderr) = psql_script(&p.standby, &script);
     for expected in [
         "ERROR:  08P01: netbuf: malformed 'N' message: it carries no value",
         "ERROR:  08P01: netbuf: unknown op code 0x5a ('Z')",
@@ -431,7 +565,7 @@ fn role_without_grant_is_refused() {
     assert!(
         error
             .hint()
-            .is_some_and(|h| h.contains("GRANT EXECUTE ON PROCEDURE netbuf.serve()")),
+            .is_some_and(|h| h.contains("GRANT EXECUTE ON PROCEDURE netbuf.serve")),
         "{error:?}"
     );
     // From a standby backend: the same error, with its SQLSTATE.
@@ -662,7 +796,7 @@ fn terminate_ends_a_standby_backend_blocked_in_recv_within_a_second() {
 /// The pid of the serving backend whose application_name is tag.
 fn serving_pid(p: &Pair, tag: &str) -> String {
     let sql = format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' AND query = 'CALL netbuf.serve()'"
+        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' AND query LIKE 'CALL netbuf.serve(%'"
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -976,7 +1110,7 @@ fn serving_backend_killed_by_sigkill_then_standby_stopped_leaves_no_orphans() {
     }
     p.primary
         .wait_for(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL netbuf.serve()'",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL netbuf.serve(%'",
             "1",
             Duration::from_secs(20),
         )
@@ -987,7 +1121,7 @@ fn serving_backend_killed_by_sigkill_then_standby_stopped_leaves_no_orphans() {
     let t0 = Instant::now();
     p.primary
         .wait_for(
-            "SELECT count(*) FROM pg_stat_activity WHERE query = 'CALL netbuf.serve()'",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'CALL netbuf.serve(%'",
             "0",
             Duration::from_secs(5),
         )

@@ -287,7 +287,7 @@ fn sixty_four_channels_lose_duplicate_and_reorder_nothing() {
 /// RSS of the serving backend of Rust client c.
 fn serving_rss(c: u32) -> u64 {
     let pid = pair().primary.must(&format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = 'load_{c}' AND query = 'CALL netbuf.serve()'"
+        "SELECT pid FROM pg_stat_activity WHERE application_name = 'load_{c}' AND query LIKE 'CALL netbuf.serve(%'"
     ));
     rss_kb(&pid)
 }

@@ -243,11 +243,11 @@ fn options() -> PairOptions {
             "CREATE EXTENSION netbuf".into(),
             "CREATE EXTENSION netbuf_test".into(),
             format!("CREATE ROLE {SCRAM_ROLE} LOGIN PASSWORD '{RIGHT_PASSWORD}'"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {SCRAM_ROLE}"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {SCRAM_ROLE}"),
             format!("CREATE ROLE {REJECTED_ROLE} LOGIN PASSWORD '{REJECTED_PASSWORD}'"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {REJECTED_ROLE}"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {REJECTED_ROLE}"),
             format!("CREATE ROLE {HOSTILE_ROLE} LOGIN"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve() TO {HOSTILE_ROLE}"),
+            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {HOSTILE_ROLE}"),
             format!("CREATE SCHEMA evil AUTHORIZATION {HOSTILE_ROLE}"),
             // The hostile role's traps: anything netbuf might run
             // unqualified resolves here first.
@@ -324,7 +324,7 @@ fn tls_verify_full_rust_client_connects_and_primary_sees_ssl() {
         "SELECT s.ssl, s.version IS NOT NULL, a.query FROM pg_stat_ssl s \
          JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls_rust_ok'",
     );
-    assert_eq!(row, "t|t|CALL netbuf.serve()");
+    assert_eq!(row, "t|t|CALL netbuf.serve(max_reply_size => 67108864)");
 
     // Control: the same query sees a channel without SSL as such.
     let plain = format!(
@@ -337,7 +337,7 @@ fn tls_verify_full_rust_client_connects_and_primary_sees_ssl() {
         "SELECT s.ssl, a.query FROM pg_stat_ssl s \
          JOIN pg_stat_activity a USING (pid) WHERE a.application_name = 'tls_rust_plain'",
     );
-    assert_eq!(row, "f|CALL netbuf.serve()");
+    assert_eq!(row, "f|CALL netbuf.serve(max_reply_size => 67108864)");
     client.close();
     plain_client.close();
 }
@@ -692,7 +692,7 @@ fn hostile_search_path_cannot_redirect_the_channel() {
         p.primary.must(
             "SELECT usename, query FROM pg_stat_activity WHERE application_name = 'hostile_rust'"
         ),
-        format!("{HOSTILE_ROLE}|CALL netbuf.serve()")
+        format!("{HOSTILE_ROLE}|CALL netbuf.serve(max_reply_size => 67108864)")
     );
     client.close();
 
