@@ -46,6 +46,17 @@ pub struct PairOptions {
     /// Statements run on the primary (dbname postgres) before the base
     /// backup, so the standby starts with their effects.
     pub setup_sql: Vec<String>,
+    /// Run the primary inside this network namespace, listening on
+    /// `.address` only (see [`NetnsLink`]); the test talks to it over its
+    /// Unix socket, which no partition cuts.
+    pub primary_netns: Option<NetnsPlace>,
+}
+
+/// Where a node runs when it is not on this host's loopback.
+#[derive(Clone, Debug)]
+pub struct NetnsPlace {
+    pub netns: String,
+    pub address: String,
 }
 
 impl Default for PairOptions {
@@ -55,6 +66,7 @@ impl Default for PairOptions {
             standby_conf: Vec::new(),
             hba_lines: Vec::new(),
             setup_sql: vec!["CREATE EXTENSION IF NOT EXISTS netbuf".into()],
+            primary_netns: None,
         }
     }
 }
@@ -67,6 +79,10 @@ pub struct Node {
     pub port: u16,
     pub socket_dir: PathBuf,
     pub log: PathBuf,
+    /// The TCP address the server listens on and conninfo() names.
+    pub host: String,
+    /// The network namespace the server runs in, if not this one's.
+    pub netns: Option<String>,
 }
 
 impl Node {
@@ -77,7 +93,24 @@ impl Node {
             port,
             socket_dir: dir.to_path_buf(),
             log: dir.join(format!("{name}.log")),
+            host: "127.0.0.1".to_string(),
+            netns: None,
         }
+    }
+
+    /// Connects over the Unix socket: for administration that must work
+    /// while the network is cut.
+    fn admin_conninfo(&self, db: &str, user: &str) -> String {
+        if self.netns.is_none() {
+            return self.conninfo_db(db, user);
+        }
+        format!(
+            "host={} port={} user={} dbname={}",
+            conninfo_quote(&self.socket_dir.to_string_lossy()),
+            self.port,
+            conninfo_quote(user),
+            conninfo_quote(db)
+        )
     }
 
     pub fn conninfo(&self) -> String {
@@ -86,7 +119,8 @@ impl Node {
 
     pub fn conninfo_db(&self, db: &str, user: &str) -> String {
         format!(
-            "host=127.0.0.1 port={} user={} dbname={}",
+            "host={} port={} user={} dbname={}",
+            self.host,
             self.port,
             conninfo_quote(user),
             conninfo_quote(db)
@@ -94,17 +128,17 @@ impl Node {
     }
 
     pub fn sql(&self, sql: &str) -> Result<String, String> {
-        psql(&self.conninfo(), &[sql])
+        psql(&self.admin_conninfo("postgres", "postgres"), &[sql])
     }
 
     pub fn sql_as(&self, user: &str, sql: &str) -> Result<String, String> {
-        psql(&self.conninfo_db("postgres", user), &[sql])
+        psql(&self.admin_conninfo("postgres", user), &[sql])
     }
 
     /// Several statements, each as its own `-c` (so each runs in its own
     /// transaction); stops at the first error.
     pub fn sql_many(&self, stmts: &[&str]) -> Result<String, String> {
-        psql(&self.conninfo(), stmts)
+        psql(&self.admin_conninfo("postgres", "postgres"), stmts)
     }
 
     pub fn must(&self, sql: &str) -> String {
@@ -164,7 +198,7 @@ impl Node {
     /// `pg_ctl -D datadir <args>` as the server user. Ok is trimmed stdout,
     /// Err describes the command, its status and its output.
     pub fn pg_ctl(&self, args: &[&str]) -> Result<String, String> {
-        let mut cmd = server_cmd("pg_ctl");
+        let mut cmd = server_cmd_in("pg_ctl", self.netns.as_deref());
         cmd.arg("-D").arg(&self.datadir);
         // Without -l the postmaster's output would go to our capture file
         // and be lost, so (re)starts always log to the node's log file.
@@ -299,6 +333,10 @@ impl Pair {
             keep: std::env::var("NETBUF_TEST_KEEP").is_ok_and(|v| v == "1"),
             stopped: AtomicBool::new(false),
         };
+        if let Some(place) = &opts.primary_netns {
+            pair.primary.netns = Some(place.netns.clone());
+            pair.primary.host = place.address.clone();
+        }
         if let Some(user) = server_user() {
             let mut chown = Command::new("chown");
             chown.arg("-R").arg(user).arg(&pair.dir);
@@ -392,7 +430,7 @@ impl Pair {
 
         let mut conf = vec![
             "# netbuf test harness".to_string(),
-            "listen_addresses = '127.0.0.1'".to_string(),
+            format!("listen_addresses = '{}'", p.host),
             format!("port = {}", p.port),
             format!("unix_socket_directories = {}", conf_quote(&p.socket_dir)),
             "wal_level = replica".to_string(),
@@ -436,8 +474,8 @@ impl Pair {
             // --no-sync: like fsync=off, durability is pointless here.
             .args(["-R", "-X", "stream", "-c", "fast", "--no-sync", "-d"])
             .arg(format!(
-                "host=127.0.0.1 port={} user=postgres",
-                self.primary.port
+                "host={} port={} user=postgres",
+                self.primary.host, self.primary.port
             ));
         must_run(bb, BASEBACKUP_TIMEOUT, "pg_basebackup", Some(&self.primary));
 
@@ -445,6 +483,7 @@ impl Pair {
         // stays in postgresql.auto.conf where -R put it.
         let mut conf = vec![
             "# netbuf test harness: standby".to_string(),
+            format!("listen_addresses = '{}'", s.host),
             format!("port = {}", s.port),
             format!("unix_socket_directories = {}", conf_quote(&s.socket_dir)),
         ];
@@ -574,15 +613,22 @@ fn server_user() -> Option<&'static str> {
 /// A command for a server-side binary from [`pg_bindir`], wrapped in
 /// `runuser` when running as root.
 fn server_cmd(bin: &str) -> Command {
+    server_cmd_in(bin, None)
+}
+
+/// [`server_cmd`] run inside network namespace `netns` (`ip netns exec`).
+fn server_cmd_in(bin: &str, netns: Option<&str>) -> Command {
     let path = pg_bindir().join(bin);
-    let mut cmd = match server_user() {
-        Some(user) => {
-            let mut c = Command::new("runuser");
-            c.args(["-u", user, "--"]).arg(path);
-            c
-        }
-        None => Command::new(path),
-    };
+    let mut argv: Vec<std::ffi::OsString> = Vec::new();
+    if let Some(netns) = netns {
+        argv.extend(["ip", "netns", "exec", netns].map(Into::into));
+    }
+    if let Some(user) = server_user() {
+        argv.extend(["runuser", "-u", user, "--"].map(Into::into));
+    }
+    argv.push(path.into());
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..]);
     // The server user may not be able to read our cwd, and PostgreSQL
     // binaries fail when they cannot resolve it.
     cmd.current_dir("/");
