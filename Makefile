@@ -29,7 +29,7 @@ export BINDGEN_EXTRA_CLANG_ARGS = -I$(shell $(PG_CONFIG) --includedir 2>/dev/nul
 
 LIBNETBUF = target/release/libnetbuf.so
 DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 libpq-dev libkrb5-dev \
-	libclang-dev pkg-config make gcc openssl
+	libclang-dev pkg-config make gcc openssl iproute2 valgrind
 
 .PHONY: all deps lib install install-netbuf install-test-module demo test lint fuzz clean-netbuf
 
