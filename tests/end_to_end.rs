@@ -881,6 +881,67 @@ fn serving_backend_waiting_for_input_obeys_terminate() {
 }
 
 #[test]
+fn terminating_the_serving_backend_fails_the_wait_and_the_next_request_reconnects() {
+    let p = pair();
+    let tag = "terminate_rust";
+    let mut client = Client::connect(&tagged(&p.primary, tag)).expect("connect");
+    assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
+    // Blocked in recv on a one-minute 'S' when its serving backend goes.
+    client.send(&[b'S', 0, 0, 0xea, 0x60]).unwrap();
+    let pid = serving_pid(p, tag);
+    let since = Instant::now();
+    p.primary
+        .must(&format!("SELECT pg_terminate_backend({pid})"));
+    let error = client.recv().expect_err("the serving backend is gone");
+    let elapsed = since.elapsed();
+    eprintln!("recv failed {elapsed:?} after pg_terminate_backend: {error}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(
+        error
+            .to_string()
+            .contains("terminating connection due to administrator command"),
+        "{error}"
+    );
+    // A new connection; the old stream's "S" can never answer this.
+    assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
+    assert_ne!(serving_pid(p, tag), pid);
+    p.primary.assert_no_crash();
+}
+
+#[test]
+fn terminating_a_standby_backend_ends_its_serving_backend() {
+    let p = pair();
+    let tag = "terminate_holder";
+    let sql = format!(
+        "SELECT netbuf_test.hold('{}', 60000)",
+        tagged(&p.primary, tag)
+    );
+    let (child, standby_pid) = start_blocked_standby_sql(p, tag, &sql);
+    let serving = serving_pid(p, tag);
+    let since = Instant::now();
+    p.standby
+        .must(&format!("SELECT pg_terminate_backend({standby_pid})"));
+    let (stderr, _) = finish(child, since);
+    assert!(
+        stderr.contains("terminating connection due to administrator command"),
+        "{stderr}"
+    );
+    p.primary
+        .wait_for(
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {serving}"),
+            "0",
+            Duration::from_secs(5),
+        )
+        .expect("the serving backend of a terminated standby backend exits");
+    eprintln!(
+        "serving backend gone {:?} after the standby backend was terminated",
+        since.elapsed()
+    );
+    p.primary.assert_no_crash();
+    p.standby.assert_no_crash();
+}
+
+#[test]
 fn fast_shutdown_is_not_held_up_by_netbuf() {
     // A private pair: this test stops its servers.
     let mut p = Pair::start(options());

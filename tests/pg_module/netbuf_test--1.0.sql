@@ -12,3 +12,5 @@ CREATE FUNCTION @extschema@.send_all(conninfo text, messages bytea[]) RETURNS vo
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_send_all';
 CREATE FUNCTION @extschema@.pipeline(conninfo text, count int4, depth int4) RETURNS int8
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_pipeline';
+CREATE FUNCTION @extschema@.hold(conninfo text, ms int4) RETURNS void
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_hold';

@@ -181,6 +181,35 @@ netbuf_test_request(PG_FUNCTION_ARGS)
 }
 
 /*
+ * hold(conninfo, ms int4): open a channel, echo once, then keep it open and
+ * idle for ms milliseconds (interruptibly), as a long-lived channel does.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_hold);
+Datum
+netbuf_test_hold(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = conninfo_arg(fcinfo, 0);
+	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) PG_GETARG_INT32(1) * 1000;
+	NetbufConn *conn;
+	char	   *reply;
+
+	load_file("libnetbuf", false);
+	conn = netbuf_connect(conninfo);
+	netbuf_send(conn, "Ehold", 5);
+	if (netbuf_recv(conn, &reply, NULL) != 5)
+		elog(ERROR, "netbuf_test: unexpected reply to the hold echo");
+	while (GetCurrentTimestamp() < end)
+	{
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 100, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+	netbuf_disconnect(conn);
+	PG_RETURN_VOID();
+}
+
+/*
  * session_request(message bytea) -> bytea: one exchange on this backend's
  * long-lived channel to primary_conninfo, opened on first use and kept
  * across calls and errors, as the seed keeps its connection.
