@@ -262,10 +262,8 @@ pub unsafe extern "C" fn nb_recv(
     err: *mut NbError,
 ) -> NbStatus {
     on_channel(chan, err, |c| {
-        match {
-            injected_panic(NbPanicPoint::NB_PANIC_RECV);
-            c.poll_recv()?
-        } {
+        injected_panic(NbPanicPoint::NB_PANIC_RECV);
+        match c.poll_recv()? {
             Step::Wait(wait) => Ok(status(Step::Wait(wait))),
             Step::Ready(Received::EndOfStream) => Ok(NbStatus::NB_END_OF_STREAM),
             Step::Ready(Received::Message) => {
