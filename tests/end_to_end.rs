@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Node, Pair, PairOptions, psql, shared_pair_with};
+use common::{Node, Pair, PairOptions, psql, psql_command, shared_pair_with};
 use netbuf::protocol::{decode_int32s, encode_add300};
 use netbuf::{Client, ConnectOptions, Error};
 
@@ -65,19 +65,7 @@ fn standby_sql(sql: &str) -> Result<String, String> {
 /// Run a psql script on stdin (it goes on after a failed statement, in one
 /// session), with verbose errors.  Returns stdout and stderr.
 fn psql_script(node: &Node, script: &str) -> (String, String) {
-    let output = Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-d",
-            &node.conninfo(),
-        ])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let output = psql_command(&node.conninfo())
         .spawn()
         .and_then(|mut child| {
             use std::io::Write;
@@ -643,11 +631,8 @@ fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
 #[allow(clippy::zombie_processes)]
 fn start_blocked_standby_sql(p: &Pair, tag: &str, sql: &str) -> (Child, String) {
     let sql = format!("{sql} /* {tag} */");
-    let child = Command::new("psql")
-        .args(["-X", "-At", "-d", &p.standby.conninfo(), "-c", &sql])
-        .env("LC_ALL", "C")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let child = psql_command(&p.standby.conninfo())
+        .args(["-c", &sql])
         .spawn()
         .expect("psql");
     let find = format!(
@@ -1154,13 +1139,7 @@ fn serving_backend_killed_by_sigkill_then_standby_stopped_leaves_no_orphans() {
 
     // A standby session keeps a channel open (psql reads more from stdin),
     // then the standby stops: its serving backend on the primary must go.
-    let mut session = Command::new("psql")
-        .args(["-X", "-At", "-d", &p.standby.conninfo()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("psql");
+    let mut session = psql_command(&p.standby.conninfo()).spawn().expect("psql");
     {
         use std::io::Write;
         let stdin = session.stdin.as_mut().expect("stdin");

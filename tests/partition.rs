@@ -9,11 +9,11 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{NetnsPlace, Node, Pair, PairOptions};
+use common::{NetnsPlace, Node, Pair, PairOptions, psql_command};
 use netbuf::Client;
 
 /// The primary's netbuf.peer_timeout in this test.
@@ -118,19 +118,8 @@ fn is_root() -> bool {
 
 /// `psql -c sql` on the standby in the background, tagged for pg_stat_activity.
 fn standby_call(standby: &Node, tag: &str, sql: &str) -> Child {
-    Command::new("psql")
-        .args([
-            "-X",
-            "-At",
-            "-v",
-            "VERBOSITY=verbose",
-            "-d",
-            &standby.conninfo(),
-        ])
+    psql_command(&standby.conninfo())
         .args(["-c", &format!("{sql} /* {tag} */")])
-        .env("LC_ALL", "C")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .expect("psql")
 }

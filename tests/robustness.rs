@@ -7,11 +7,11 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Command;
+
 use std::thread;
 use std::time::Instant;
 
-use common::{Pair, PairOptions, shared_pair_with};
+use common::{Pair, PairOptions, psql_command, shared_pair_with};
 use netbuf::protocol::{decode_int32s, encode_add300};
 use netbuf::{Client, Error};
 
@@ -209,8 +209,8 @@ fn sixty_four_channels_lose_duplicate_and_reorder_nothing() {
         .map(|_| {
             let conninfo = p.standby.conninfo();
             thread::spawn(move || {
-                let out = Command::new("psql")
-                    .args(["-X", "-At", "-d", &conninfo, "-c"])
+                let out = psql_command(&conninfo)
+                    .arg("-c")
                     .arg(format!("SELECT netbuf_test.pipeline(NULL, {EXCHANGES}, 1)"))
                     .output()
                     .expect("psql");

@@ -635,6 +635,20 @@ fn server_cmd_in(bin: &str, netns: Option<&str>) -> Command {
     cmd
 }
 
+/// psql as this process for a test to spawn itself (stdin scripts,
+/// background calls): unaligned tuples only, verbose errors (SQLSTATE in
+/// the text), English messages, all three streams piped.
+pub fn psql_command(conninfo: &str) -> Command {
+    let bin = pg_bindir().join("psql");
+    let mut cmd = Command::new(if bin.exists() { bin } else { "psql".into() });
+    cmd.args(["-X", "-At", "-v", "VERBOSITY=verbose", "-d", conninfo])
+        .env("LC_ALL", "C")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd
+}
+
 /// Runs psql as this process with each statement as a separate `-c`.
 /// Ok is trimmed stdout; Err is stderr (tests match on error text).
 pub fn psql(conninfo: &str, stmts: &[&str]) -> Result<String, String> {
