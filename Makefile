@@ -89,3 +89,15 @@ clean-netbuf:
 	$(MAKE) -C tests/pg_module clean
 
 clean: clean-netbuf
+
+# make bench: netbuf against its baselines on throwaway servers (bench/,
+# examples/bench.rs); not part of make test.  BENCH_QUICK=1 for a short run.
+.PHONY: bench install-bench-module
+
+install-bench-module:
+	$(MAKE) -C bench/pg_module install
+
+bench: deps
+	$(MAKE) --no-print-directory install install-bench-module
+	$(MAKE) -C bench/c
+	$(CARGO) run --release --example bench

@@ -5,15 +5,19 @@
  * times each round trip.
  *
  *   raw_pingpong [--transport unix|tcp] [--payload BYTES] [--iterations N]
+ *                [--child-cpu CPU]
  *
  * unix is a socketpair (what a unix-domain connection is once accepted);
  * tcp is a loopback connection on 127.0.0.1, ephemeral port, TCP_NODELAY on
- * both ends as PostgreSQL and libpq set it.  Prints one JSON object on
+ * both ends as PostgreSQL and libpq set it.  --child-cpu pins the echoing
+ * child to one CPU, as `make bench` pins the servers.  Prints one JSON object on
  * stdout; server_cpu_us_per_msg is the echoing child's CPU time.
  */
+#define _GNU_SOURCE				/* sched_setaffinity, CPU_SET */
 #include "common.h"
 
 #include <getopt.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -78,9 +82,22 @@ set_nodelay(int fd)
 
 /* The child: echo frames until the parent closes. Never returns. */
 static void
-echo_loop(int fd, size_t cap)
+echo_loop(int fd, size_t cap, int cpu)
 {
 	unsigned char *buf = xmalloc(4 + cap);
+
+	if (cpu >= 0)
+	{
+		cpu_set_t	set;
+
+		CPU_ZERO(&set);
+		CPU_SET(cpu, &set);
+		if (sched_setaffinity(0, sizeof(set), &set) != 0)
+		{
+			fprintf(stderr, "%s: echo child: sched_setaffinity: %s\n", progname, strerror(errno));
+			_exit(1);
+		}
+	}
 
 	for (;;)
 	{
@@ -111,9 +128,11 @@ main(int argc, char **argv)
 		{"transport", required_argument, NULL, 't'},
 		{"payload", required_argument, NULL, 'p'},
 		{"iterations", required_argument, NULL, 'n'},
+		{"child-cpu", required_argument, NULL, 'C'},
 		{NULL, 0, NULL, 0}
 	};
 	const char *transport = "unix";
+	int			child_cpu = -1;
 	long		payload = 16,
 				iters = -1;
 	unsigned char *req,
@@ -137,8 +156,11 @@ main(int argc, char **argv)
 			payload = parse_long(optarg, "--payload", 0, 1L << 30);
 		else if (c == 'n')
 			iters = parse_long(optarg, "--iterations", 1, 100000000);
+		else if (c == 'C')
+			child_cpu = parse_long(optarg, "--child-cpu", 0, CPU_SETSIZE - 1);
 		else
-			die("usage: raw_pingpong [--transport unix|tcp] [--payload BYTES] [--iterations N]");
+			die("usage: raw_pingpong [--transport unix|tcp] [--payload BYTES] [--iterations N] "
+				"[--child-cpu CPU]");
 	}
 	if (optind != argc)
 		die("unexpected argument \"%s\"", argv[optind]);
@@ -160,7 +182,7 @@ main(int argc, char **argv)
 		if (child == 0)
 		{
 			close(sv[0]);
-			echo_loop(sv[1], payload);
+			echo_loop(sv[1], payload, child_cpu);
 		}
 		close(sv[1]);
 		fd = sv[0];
@@ -190,7 +212,7 @@ main(int argc, char **argv)
 				_exit(1);
 			}
 			set_nodelay(cfd);
-			echo_loop(cfd, payload);
+			echo_loop(cfd, payload, child_cpu);
 		}
 		fd = accept(lfd, NULL, NULL);
 		if (fd < 0)
