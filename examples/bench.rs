@@ -245,7 +245,7 @@ impl Config {
         };
         Config {
             pin,
-            rounds: num("BENCH_ROUNDS", if quick { 3.0 } else { 5.0 }).max(1.0) as usize,
+            rounds: num("BENCH_ROUNDS", if quick { 3.0 } else { 7.0 }).max(1.0) as usize,
             scale: num("BENCH_SCALE", if quick { 0.4 } else { 1.0 }),
             connects: if quick { 20 } else { 50 },
             transports,
@@ -1067,9 +1067,8 @@ fn loadavg() -> String {
 fn main() -> ExitCode {
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        if INTERRUPTED.load(Ordering::Relaxed) {
-            eprintln!("\nnetbuf bench: interrupted; stopping the servers");
-        } else {
+        // When interrupted, the watcher thread says so and exits.
+        if !INTERRUPTED.load(Ordering::Relaxed) {
             eprintln!("\nnetbuf bench FAILED:");
             default_hook(info);
         }
