@@ -6,6 +6,7 @@
 #   make test       unit and end-to-end tests against real servers
 #   make lint       rustfmt and clippy
 #   make fuzz       cargo-fuzz targets of the protocol parsers (fuzz/)
+#   make bench      netbuf against its baselines on throwaway servers (README: Benchmark)
 #
 # demo and test first install what a fresh Debian machine lacks (as root),
 # then install netbuf into the PostgreSQL of $(PG_CONFIG).
