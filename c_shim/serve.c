@@ -10,9 +10,11 @@
 #include "shim.h"
 
 #include <ctype.h>
+#include <sys/socket.h>
 
 #include "executor/spi.h"
 #include "libpq/libpq.h"
+#include "libpq/libpq-be.h"
 #include "libpq/pqformat.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
@@ -147,6 +149,114 @@ netbuf_serve_wait(bool want_write)
 	CHECK_FOR_INTERRUPTS();
 }
 
+/*
+ * Messages at least this large skip pqcomm's 8 kB buffers: a 1 MiB request
+ * would otherwise take ~128 recv() calls and one more copy, a 1 MiB reply
+ * one more copy into pqcomm's send buffer.
+ */
+#define NETBUF_DIRECT_IO (64 * 1024)
+
+/* Read exactly len bytes from the client socket (waits; serves termination). */
+static void
+netbuf_recv_exactly(char *dst, size_t len)
+{
+	MyProcPort->noblock = false;
+	while (len > 0)
+	{
+		ssize_t		n = secure_read(MyProcPort, dst, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			netbuf_serve_exit();
+		dst += n;
+		len -= n;
+	}
+}
+
+/* Write exactly len bytes to the client socket (waits; serves termination). */
+static void
+netbuf_send_exactly(const char *src, size_t len)
+{
+	MyProcPort->noblock = false;
+	while (len > 0)
+	{
+		ssize_t		n = secure_write(MyProcPort, unconstify(char *, src), len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			netbuf_serve_exit();
+		src += n;
+		len -= n;
+	}
+}
+
+/* Is the connection unencrypted, so that the socket carries protocol bytes? */
+static bool
+netbuf_plain_socket(void)
+{
+	if (MyProcPort->ssl_in_use)
+		return false;
+#ifdef ENABLE_GSS
+	if (MyProcPort->gss != NULL && MyProcPort->gss->enc)
+		return false;
+#endif
+	return true;
+}
+
+/*
+ * After a large request, take the next one straight from the socket into
+ * the request buffer.  Only when pqcomm holds no input (so nothing is read
+ * out of order), only for CopyData of NETBUF_DIRECT_IO bytes up to
+ * netbuf.max_message_size, and only on a plain socket: the header is peeked
+ * first, and anything else is left to pqcomm untouched.  Returns whether it
+ * read a message.
+ */
+static bool
+netbuf_read_large_request(StringInfo request)
+{
+	char		header[5];
+	uint32		netlen;
+	int64		len;
+
+	if (pq_buffer_has_data() || !netbuf_plain_socket())
+		return false;
+	if (recv(MyProcPort->sock, header, sizeof(header), MSG_PEEK | MSG_DONTWAIT) != sizeof(header) ||
+		header[0] != 'd')
+		return false;
+	memcpy(&netlen, header + 1, sizeof(netlen));
+	len = (int64) pg_ntoh32(netlen) - 4;
+	if (len < NETBUF_DIRECT_IO || len > netbuf_max_message_size)
+		return false;
+
+	/* As in netbuf_read_message: no ERROR while the message is half read. */
+	HOLD_CANCEL_INTERRUPTS();
+	netbuf_recv_exactly(header, sizeof(header));
+	enlargeStringInfo(request, (int) len);
+	netbuf_recv_exactly(request->data, len);
+	request->len = (int) len;
+	request->data[len] = '\0';
+	RESUME_CANCEL_INTERRUPTS();
+	return true;
+}
+
+/* Send a large reply without copying it into pqcomm's send buffer. */
+static void
+netbuf_send_large_reply(StringInfo reply)
+{
+	char		header[5];
+	uint32		netlen = pg_hton32((uint32) reply->len + 4);
+
+	/* Replies queued before this one go first. */
+	if (pq_flush() != 0)
+		netbuf_serve_exit();
+	header[0] = 'd';
+	memcpy(header + 1, &netlen, sizeof(netlen));
+	netbuf_send_exactly(header, sizeof(header));
+	netbuf_send_exactly(reply->data, reply->len);
+}
+
 /* Answer one CopyData message from the client. */
 static void
 netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size)
@@ -187,8 +297,11 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size)
 						reply->len, op, max_reply_size),
 				 errhint("Raise netbuf.max_message_size on the standby (ConnectOptions::max_message_size in the Rust API).")));
 
-	/* Queued, not flushed: the loop flushes once its input is drained. */
-	pq_putmessage_noblock('d', reply->data, reply->len);
+	if (reply->len >= NETBUF_DIRECT_IO)
+		netbuf_send_large_reply(reply);
+	else
+		/* Queued, not flushed: the loop flushes once its input is drained. */
+		pq_putmessage_noblock('d', reply->data, reply->len);
 }
 
 /*
@@ -265,6 +378,7 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 {
 	StringInfoData request;
 	StringInfoData reply;
+	bool		large_stream = false;
 
 	/* Both in the serve call's context, the parent of message_context. */
 	initStringInfo(&request);
@@ -272,24 +386,10 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 
 	for (;;)
 	{
-		unsigned char msgtype;
+		unsigned char msgtype = 'd';
 		int			r;
 
 		CHECK_FOR_INTERRUPTS();
-
-		pq_startmsgread();
-		r = pq_getbyte_if_available(&msgtype);
-		if (r < 0)
-			netbuf_serve_exit();
-		if (r == 0)
-		{
-			/* Input drained: send what is queued, then sleep. */
-			pq_endmsgread();
-			if (pq_flush_if_writable() != 0)
-				netbuf_serve_exit();
-			netbuf_serve_wait(pq_is_send_pending());
-			continue;
-		}
 
 		/*
 		 * The request and reply buffers live in the parent of
@@ -301,7 +401,26 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 		MemoryContextReset(message_context);
 		netbuf_reuse_buffer(&request);
 		netbuf_reuse_buffer(&reply);
-		netbuf_read_message(&request);
+
+		/* After a large request, the next may skip pqcomm's buffer. */
+		if (!(large_stream && netbuf_read_large_request(&request)))
+		{
+			pq_startmsgread();
+			r = pq_getbyte_if_available(&msgtype);
+			if (r < 0)
+				netbuf_serve_exit();
+			if (r == 0)
+			{
+				/* Input drained: send what is queued, then sleep. */
+				pq_endmsgread();
+				if (pq_flush_if_writable() != 0)
+					netbuf_serve_exit();
+				netbuf_serve_wait(pq_is_send_pending());
+				continue;
+			}
+			netbuf_read_message(&request);
+		}
+		large_stream = (msgtype == 'd' && request.len >= NETBUF_DIRECT_IO);
 
 		switch (msgtype)
 		{

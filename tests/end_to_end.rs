@@ -6,6 +6,7 @@
 
 mod common;
 
+use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
@@ -924,6 +925,196 @@ fn terminating_a_standby_backend_ends_its_serving_backend() {
     );
     p.primary.assert_no_crash();
     p.standby.assert_no_crash();
+}
+
+/// A frontend speaking the protocol by hand over the primary's Unix socket,
+/// so that a test can stop reading, or stop half-way through a message,
+/// which libpq never does.
+struct RawChannel {
+    sock: UnixStream,
+}
+
+impl RawChannel {
+    /// Log in (trust) and enter COPY BOTH with CALL netbuf.serve().
+    fn open(node: &Node, application_name: &str) -> RawChannel {
+        let path = node.socket_dir.join(format!(".s.PGSQL.{}", node.port));
+        let sock = UnixStream::connect(&path).expect("connect to the Unix socket");
+        let mut raw = RawChannel { sock };
+        let mut startup = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
+        for (key, value) in [
+            ("user", "postgres"),
+            ("database", "postgres"),
+            ("application_name", application_name),
+        ] {
+            startup.extend(key.as_bytes().iter().chain(b"\0"));
+            startup.extend(value.as_bytes().iter().chain(b"\0"));
+        }
+        startup.push(0);
+        raw.write(&(startup.len() as u32 + 4).to_be_bytes());
+        raw.write(&startup);
+        raw.read_until(b'Z'); // ReadyForQuery
+        raw.send(b'Q', b"CALL netbuf.serve()\0");
+        raw.read_until(b'W'); // CopyBothResponse
+        raw
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use std::io::Write;
+        self.sock.write_all(bytes).expect("write to the primary");
+    }
+
+    fn send(&mut self, tag: u8, body: &[u8]) {
+        self.write(&[tag]);
+        self.write(&(body.len() as u32 + 4).to_be_bytes());
+        self.write(body);
+    }
+
+    fn read_message(&mut self) -> (u8, Vec<u8>) {
+        use std::io::Read;
+        let mut header = [0u8; 5];
+        self.sock
+            .read_exact(&mut header)
+            .expect("read a message header");
+        let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize - 4;
+        let mut body = vec![0; len];
+        self.sock
+            .read_exact(&mut body)
+            .expect("read a message body");
+        (header[0], body)
+    }
+
+    fn read_until(&mut self, tag: u8) -> Vec<u8> {
+        loop {
+            match self.read_message() {
+                (t, body) if t == tag => return body,
+                (b'E', body) => {
+                    panic!("error from the primary: {}", String::from_utf8_lossy(&body))
+                }
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Terminate the backend serving `tag` once it waits on `wait_event`, and
+/// require it gone within a second.
+fn terminate_when_waiting(p: &Pair, tag: &str, wait_event: &str) {
+    let find = format!(
+        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' AND wait_event = '{wait_event}'"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid = loop {
+        let pid = p.primary.must(&find);
+        if !pid.is_empty() {
+            break pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{tag} never waited on {wait_event}"
+        );
+        sleep(Duration::from_millis(20));
+    };
+    let since = Instant::now();
+    p.primary
+        .must(&format!("SELECT pg_terminate_backend({pid})"));
+    p.primary
+        .wait_for(
+            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
+            "0",
+            Duration::from_secs(1),
+        )
+        .unwrap_or_else(|e| panic!("{tag}: serving backend outlived pg_terminate_backend: {e}"));
+    eprintln!(
+        "{tag}: serving backend gone {:?} after pg_terminate_backend",
+        since.elapsed()
+    );
+}
+
+#[test]
+fn serving_backend_blocked_writing_a_large_reply_obeys_terminate() {
+    let p = pair();
+    let tag = "raw_stuck_writer";
+    let mut raw = RawChannel::open(&p.primary, tag);
+    // A 1 MiB echo to a client that never reads: the reply fills the socket.
+    let request: Vec<u8> = std::iter::once(b'E').chain(vec![7u8; 1 << 20]).collect();
+    raw.send(b'd', &request);
+    terminate_when_waiting(p, tag, "ClientWrite");
+    p.primary.assert_no_crash();
+}
+
+#[test]
+fn serving_backend_waiting_inside_a_large_request_obeys_terminate() {
+    let p = pair();
+    let tag = "raw_half_request";
+    let mut raw = RawChannel::open(&p.primary, tag);
+    // One whole large request first: the next large one is read straight
+    // from the socket, past pqcomm's buffer.
+    let request: Vec<u8> = std::iter::once(b'E').chain(vec![9u8; 100_000]).collect();
+    raw.send(b'd', &request);
+    assert_eq!(raw.read_until(b'd'), request);
+    // Then the header of a 1 MiB request and only 1000 bytes of it, in one
+    // write, so that the serve loop sees the whole header at once.
+    let mut partial = vec![b'd'];
+    partial.extend(((1u32 << 20) + 4).to_be_bytes());
+    partial.extend([b'E'; 1000]);
+    raw.write(&partial);
+    terminate_when_waiting(p, tag, "ClientRead");
+    p.primary.assert_no_crash();
+}
+
+#[test]
+fn large_and_small_messages_pipelined_round_trip_intact() {
+    let p = pair();
+    let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
+    // Around the 64 kB at which the serve loop leaves pqcomm's buffers.
+    let sizes = [
+        65_535,
+        65_536,
+        65_537,
+        100_000,
+        16,
+        1 << 20,
+        1,
+        300_000,
+        70_000,
+        2,
+    ];
+    let messages: Vec<Vec<u8>> = (0..3)
+        .flat_map(|round| sizes.iter().map(move |&n| (round, n)))
+        .enumerate()
+        .map(|(i, (_, n))| {
+            std::iter::once(b'E')
+                .chain((1..n).map(|j| ((i * 31 + j) % 253) as u8))
+                .collect()
+        })
+        .collect();
+    for message in &messages {
+        client.queue(message).unwrap();
+    }
+    client.flush().unwrap();
+    for (i, message) in messages.iter().enumerate() {
+        let reply = client.recv().unwrap().expect("a reply");
+        assert!(
+            reply == &message[..],
+            "reply {i} ({} bytes) differs",
+            message.len()
+        );
+    }
+    // Strict, and a refused one in a stream of large ones.
+    let conninfo = format!(
+        "{} options='-c netbuf.max_message_size=200kB'",
+        p.primary.conninfo()
+    );
+    let mut client = Client::connect(&conninfo).expect("connect");
+    let fine = [vec![b'E'], vec![3u8; 150_000]].concat();
+    let over = [vec![b'E'], vec![4u8; 250_000]].concat();
+    assert!(client.request(&fine).unwrap() == fine);
+    let error = client
+        .request(&over)
+        .expect_err("over netbuf.max_message_size");
+    assert_eq!(error.sqlstate(), "54000", "{error}");
+    assert!(client.request(&fine).unwrap() == fine);
+    p.primary.assert_no_crash();
 }
 
 #[test]

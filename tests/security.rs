@@ -319,6 +319,17 @@ fn tls_verify_full_rust_client_connects_and_primary_sees_ssl() {
     let mut client =
         Client::connect(&verify_full(&files().ca, "tls_rust_ok")).expect("verify-full connect");
     assert_eq!(client.request(b"Etls").unwrap(), b"Etls");
+    // Large messages too (the serve loop sends replies of 64 kB and more
+    // past pqcomm's buffer, through the same TLS layer).
+    for size in [70_000, 1 << 20, 70_000] {
+        let big: Vec<u8> = std::iter::once(b'E')
+            .chain((1..size).map(|i| (i % 251) as u8))
+            .collect();
+        assert!(
+            client.request(&big).unwrap() == big,
+            "{size} bytes over TLS"
+        );
+    }
     // While the channel is open, its serving backend is an SSL connection.
     let row = p.primary.must(
         "SELECT s.ssl, s.version IS NOT NULL, a.query FROM pg_stat_ssl s \
