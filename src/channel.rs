@@ -196,21 +196,19 @@ impl Channel {
         }
     }
 
-    fn send_query(&mut self, sql: &CStr, next: Phase) -> Result<()> {
+    /// Send the query of setup phase `next` (securing search_path, or the
+    /// CALL that enters COPY BOTH) and move to it.
+    fn start_query(&mut self, next: Phase) -> Result<()> {
+        let sql = match next {
+            Phase::SecuringSearchPath => SECURE_SEARCH_PATH,
+            Phase::EnteringCopy => self.enter_copy.as_c_str(),
+            _ => unreachable!("{next:?} runs no query"),
+        };
         if !self.conn.send_query(sql) {
             return Err(self.lost());
         }
         self.flush_pending = true;
         self.phase = next;
-        Ok(())
-    }
-
-    fn enter_copy(&mut self) -> Result<()> {
-        if !self.conn.send_query(&self.enter_copy) {
-            return Err(self.lost());
-        }
-        self.flush_pending = true;
-        self.phase = Phase::EnteringCopy;
         Ok(())
     }
 
@@ -234,7 +232,7 @@ impl Channel {
                 Phase::Broken => {
                     return Err(self.broken.clone().expect("a broken channel has its error"));
                 }
-                Phase::Idle => self.enter_copy()?,
+                Phase::Idle => self.start_query(Phase::EnteringCopy)?,
                 Phase::Connecting => {
                     self.check_deadline()?;
                     match self.conn.connect_poll() {
@@ -243,7 +241,7 @@ impl Channel {
                             if !self.conn.set_nonblocking() {
                                 return Err(self.lost());
                             }
-                            self.send_query(SECURE_SEARCH_PATH, Phase::SecuringSearchPath)?;
+                            self.start_query(Phase::SecuringSearchPath)?;
                         }
                         PostgresPollingStatusType::PGRES_POLLING_READING => {
                             return Ok(Step::Wait(Wait::Read));
@@ -338,7 +336,7 @@ impl Channel {
             return Err(error);
         }
         match self.phase {
-            Phase::SecuringSearchPath => self.enter_copy(),
+            Phase::SecuringSearchPath => self.start_query(Phase::EnteringCopy),
             Phase::Draining => {
                 self.phase = Phase::Idle;
                 Ok(())
