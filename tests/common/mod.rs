@@ -635,6 +635,79 @@ fn server_cmd_in(bin: &str, netns: Option<&str>) -> Command {
     cmd
 }
 
+/// `node`'s conninfo with `application_name=tag`: the serving backend of a
+/// channel opened with it shows that name in the primary's
+/// pg_stat_activity, so a test finds its own among parallel tests'.
+pub fn tagged_conninfo(node: &Node, tag: &str) -> String {
+    format!("{} application_name={tag}", node.conninfo())
+}
+
+/// The pids of the backends on `primary` whose application_name is `tag`
+/// (the serving backends of channels opened with [`tagged_conninfo`]).
+pub fn tagged_backends(primary: &Node, tag: &str) -> Vec<libc::pid_t> {
+    primary
+        .must(&format!(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' ORDER BY pid"
+        ))
+        .lines()
+        .map(|l| l.trim().parse().expect("a pid"))
+        .collect()
+}
+
+/// Waits until exactly one backend is tagged `tag` and returns its pid.
+pub fn tagged_backend(primary: &Node, tag: &str) -> libc::pid_t {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let pids = tagged_backends(primary, tag);
+        if let [pid] = pids[..] {
+            return pid;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected one backend tagged {tag} on {}, found {pids:?}",
+            primary.name
+        );
+        sleep(POLL_INTERVAL);
+    }
+}
+
+/// A process stopped with SIGSTOP until this guard is dropped (SIGCONT), so
+/// that a failing test never leaves a server process stopped.
+pub struct Stopped(libc::pid_t);
+
+impl Stopped {
+    pub fn new(pid: libc::pid_t) -> Stopped {
+        // SAFETY: kill(2) of a server process the test owns.
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGSTOP) },
+            0,
+            "SIGSTOP {pid}"
+        );
+        let guard = Stopped(pid);
+        // The signal is asynchronous: wait until the kernel shows it stopped.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while proc_state(pid) != Some('T') {
+            assert!(Instant::now() < deadline, "process {pid} did not stop");
+            sleep(Duration::from_millis(5));
+        }
+        guard
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) of the process stopped by new().
+        unsafe { libc::kill(self.0, libc::SIGCONT) };
+    }
+}
+
+/// The state letter of /proc/<pid>/stat (R, S, T ...), None if it is gone.
+fn proc_state(pid: libc::pid_t) -> Option<char> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may contain spaces.
+    stat.rsplit_once(')')?.1.trim_start().chars().next()
+}
+
 /// psql as this process for a test to spawn itself (stdin scripts,
 /// background calls): unaligned tuples only, verbose errors (SQLSTATE in
 /// the text), English messages, all three streams piped.

@@ -14,3 +14,15 @@ CREATE FUNCTION @extschema@.pipeline(conninfo text, count int4, depth int4) RETU
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_pipeline';
 CREATE FUNCTION @extschema@.hold(conninfo text, ms int4) RETURNS void
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_hold';
+CREATE FUNCTION @extschema@.session_connect(conninfo text) RETURNS void
+  LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_session_connect';
+CREATE FUNCTION @extschema@.session_send(message bytea) RETURNS void
+  LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_session_send';
+CREATE FUNCTION @extschema@.session_queue(messages bytea[]) RETURNS void
+  LANGUAGE C STRICT AS 'MODULE_PATHNAME', 'netbuf_test_session_queue';
+CREATE FUNCTION @extschema@.session_recv() RETURNS bytea
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_session_recv';
+CREATE FUNCTION @extschema@.session_disconnect() RETURNS void
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_session_disconnect';
+CREATE FUNCTION @extschema@.leak(conninfo text) RETURNS void
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_leak';

@@ -10,6 +10,7 @@
 
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "libpq/libpq.h"
 #include "libpq/pqformat.h"
 #include "port/pg_bswap.h"
 #include "miscadmin.h"
@@ -36,13 +37,24 @@ handle_reverse(const char *request, int nbytes, StringInfo reply)
 		appendStringInfoChar(reply, request[i]);
 }
 
-/* 'S' + int32 milliseconds: sleep (interruptibly), then reply "S". */
+/*
+ * 'S' + int32 milliseconds: sleep (interruptibly), then reply "S".
+ *
+ * The replies to the requests before it that are still queued are sent
+ * first: the serve loop flushes only once its input is drained, so without
+ * this the earlier replies of a pipeline would wait for the sleep too, and
+ * a test could not receive some replies of a pipeline and then be
+ * interrupted while waiting for this one.  A failed flush marks the client
+ * connection lost; the next CHECK_FOR_INTERRUPTS ends the backend.
+ */
 static void
 handle_sleep(const char *request, int nbytes, StringInfo reply)
 {
 	StringInfoData msg = {unconstify(char *, request), nbytes, nbytes, 1};
 	int			ms = pq_getmsgint(&msg, 4);
 	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) ms * 1000;
+
+	(void) pq_flush();
 
 	while (GetCurrentTimestamp() < end)
 	{
@@ -210,20 +222,157 @@ netbuf_test_hold(PG_FUNCTION_ARGS)
 }
 
 /*
- * session_request(message bytea) -> bytea: one exchange on this backend's
- * long-lived channel to primary_conninfo, opened on first use and kept
- * across calls and errors, as the seed keeps its connection.
+ * The session channel: this backend's long-lived handle, opened on first use
+ * (to primary_conninfo, or to the conninfo given to session_connect) and
+ * kept across calls and errors, as the seed keeps its connection.
  */
 static NetbufConn *session_conn = NULL;
 
+/*
+ * Open the session channel if it is not open.  From ABI 2 on, a channel
+ * belongs to the current resource owner and is closed at the end of the
+ * statement or transaction, so a handle kept in a static must be pinned to
+ * live for the session; with ABI 1 every channel lives for the session.
+ */
+static NetbufConn *
+session_open(const char *conninfo)
+{
+	load_file("libnetbuf", false);
+	if (session_conn == NULL)
+	{
+		NetbufConn *conn = netbuf_connect(conninfo);
+
+#if NETBUF_ABI_VERSION >= 2
+		netbuf_pin(conn);
+#endif
+		session_conn = conn;
+	}
+	return session_conn;
+}
+
+/* session_request(message bytea) -> bytea: one exchange on the session channel. */
 PG_FUNCTION_INFO_V1(netbuf_test_session_request);
 Datum
 netbuf_test_session_request(PG_FUNCTION_ARGS)
 {
-	load_file("libnetbuf", false);
+	NetbufConn *conn = session_open(NULL);
+
+	PG_RETURN_BYTEA_P(exchange(conn, PG_GETARG_BYTEA_PP(0)));
+}
+
+/*
+ * session_connect(conninfo text): open the session channel to conninfo (a
+ * test tags it with its own application_name to find its serving backend).
+ * ERROR if it is already open, so that a test never uses another channel
+ * than the one it means.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_session_connect);
+Datum
+netbuf_test_session_connect(PG_FUNCTION_ARGS)
+{
+	if (session_conn != NULL)
+		elog(ERROR, "netbuf_test: the session channel is already open");
+	(void) session_open(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+/* session_send(message bytea): netbuf_send on the session channel, no recv. */
+PG_FUNCTION_INFO_V1(netbuf_test_session_send);
+Datum
+netbuf_test_session_send(PG_FUNCTION_ARGS)
+{
+	NetbufConn *conn = session_open(NULL);
+	bytea	   *message = PG_GETARG_BYTEA_PP(0);
+
+	netbuf_send(conn, VARDATA_ANY(message), VARSIZE_ANY_EXHDR(message));
+	PG_RETURN_VOID();
+}
+
+/*
+ * session_queue(messages bytea[]): netbuf_queue each message on the session
+ * channel, then one netbuf_flush; the replies are left for session_recv.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_session_queue);
+Datum
+netbuf_test_session_queue(PG_FUNCTION_ARGS)
+{
+	NetbufConn *conn = session_open(NULL);
+	ArrayType  *messages = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			nelems;
+
+	deconstruct_array(messages, BYTEAOID, -1, false, TYPALIGN_INT, &elems, &nulls, &nelems);
+	for (int i = 0; i < nelems; i++)
+	{
+		bytea	   *message;
+
+		if (nulls[i])
+			elog(ERROR, "netbuf_test: message %d is NULL", i + 1);
+		message = DatumGetByteaPP(elems[i]);
+		netbuf_queue(conn, VARDATA_ANY(message), VARSIZE_ANY_EXHDR(message));
+	}
+	netbuf_flush(conn);
+	PG_RETURN_VOID();
+}
+
+/*
+ * session_recv() -> bytea: the next reply on the session channel; NULL when
+ * the primary ended the stream.  It opens nothing: without a session
+ * channel it is an ERROR.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_session_recv);
+Datum
+netbuf_test_session_recv(PG_FUNCTION_ARGS)
+{
+	char	   *reply;
+	int			len;
+	bytea	   *result;
+
 	if (session_conn == NULL)
-		session_conn = netbuf_connect(NULL);
-	PG_RETURN_BYTEA_P(exchange(session_conn, PG_GETARG_BYTEA_PP(0)));
+		elog(ERROR, "netbuf_test: the session channel is not open");
+	len = netbuf_recv(session_conn, &reply, NULL);
+	if (len < 0)
+		PG_RETURN_NULL();
+	result = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), reply, len);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/* session_disconnect(): close the session channel, if it is open. */
+PG_FUNCTION_INFO_V1(netbuf_test_session_disconnect);
+Datum
+netbuf_test_session_disconnect(PG_FUNCTION_ARGS)
+{
+	NetbufConn *conn = session_conn;
+
+	/* Forget it first: a failing disconnect must not leave a dangling handle. */
+	session_conn = NULL;
+	if (conn != NULL)
+		netbuf_disconnect(conn);
+	PG_RETURN_VOID();
+}
+
+/*
+ * leak(conninfo text): open a channel, exchange one echo and return without
+ * netbuf_disconnect -- the bug netbuf must catch (a WARNING at commit and
+ * the channel closed), as PostgreSQL catches a file left open.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_leak);
+Datum
+netbuf_test_leak(PG_FUNCTION_ARGS)
+{
+	char	   *conninfo = conninfo_arg(fcinfo, 0);
+	NetbufConn *conn;
+	char	   *reply;
+
+	load_file("libnetbuf", false);
+	conn = netbuf_connect(conninfo);
+	netbuf_send(conn, "Eleak", 5);
+	if (netbuf_recv(conn, &reply, NULL) != 5 || memcmp(reply, "Eleak", 5) != 0)
+		elog(ERROR, "netbuf_test: unexpected reply to the leak echo");
+	PG_RETURN_VOID();
 }
 
 /*
@@ -327,8 +476,7 @@ netbuf_test_misuse(PG_FUNCTION_ARGS)
 		(void) netbuf_recv(NULL, &buffer, NULL);
 	else
 	{
-		if (session_conn == NULL)
-			session_conn = netbuf_connect(NULL);
+		(void) session_open(NULL);
 		if (strcmp(what, "null_buffer") == 0)
 			netbuf_send(session_conn, NULL, 4);
 		else if (strcmp(what, "negative_length") == 0)
