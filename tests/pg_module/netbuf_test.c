@@ -222,7 +222,10 @@ netbuf_test_session_request(PG_FUNCTION_ARGS)
 {
 	load_file("libnetbuf", false);
 	if (session_conn == NULL)
+	{
 		session_conn = netbuf_connect(NULL);
+		netbuf_pin(session_conn);
+	}
 	PG_RETURN_BYTEA_P(exchange(session_conn, PG_GETARG_BYTEA_PP(0)));
 }
 
@@ -328,7 +331,10 @@ netbuf_test_misuse(PG_FUNCTION_ARGS)
 	else
 	{
 		if (session_conn == NULL)
+		{
 			session_conn = netbuf_connect(NULL);
+			netbuf_pin(session_conn);
+		}
 		if (strcmp(what, "null_buffer") == 0)
 			netbuf_send(session_conn, NULL, 4);
 		else if (strcmp(what, "negative_length") == 0)
