@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "libpq/pqformat.h"
 #include "port/pg_bswap.h"
@@ -69,6 +70,42 @@ handle_fail(const char *request, int nbytes, StringInfo reply)
 			 errmsg("netbuf_test: handler 'F' failed on purpose")));
 }
 
+/* ---- primary side: handlers that touch the database (issue 8) ---- */
+
+/*
+ * 'Q' + an SQL string: run it with SPI and reply 'Q' + the first column of
+ * the first row as text, or 'Q' + the number of rows processed when it
+ * returned none.  Registered with plain netbuf_register_handler, so it runs
+ * in a transaction of its own (whatever transaction netbuf gives handlers
+ * that need one): the tests check that its locks, snapshot and writes end
+ * with the request, not with the channel.
+ */
+static void
+handle_query(const char *request, int nbytes, StringInfo reply)
+{
+	char	   *sql = pnstrdup(request + 1, nbytes - 1);
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "netbuf_test: SPI_connect failed");
+	ret = SPI_execute(sql, false, 0);
+	if (ret < 0)
+		elog(ERROR, "netbuf_test: SPI_execute failed: %s", SPI_result_code_string(ret));
+
+	/* Built before SPI_finish, which frees what SPI_getvalue allocated. */
+	appendStringInfoChar(reply, 'Q');
+	if (SPI_tuptable != NULL && SPI_processed > 0)
+	{
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (value != NULL)
+			appendStringInfoString(reply, value);
+	}
+	else
+		appendStringInfo(reply, UINT64_FORMAT, SPI_processed);
+	SPI_finish();
+}
+
 void
 _PG_init(void)
 {
@@ -77,6 +114,9 @@ _PG_init(void)
 	netbuf_register_handler('S', handle_sleep);
 	netbuf_register_handler('z', handle_empty);
 	netbuf_register_handler('F', handle_fail);
+
+	/* Handlers that touch the database (issue 8). */
+	netbuf_register_handler('Q', handle_query);
 }
 
 /* ---- standby side: the seed's calls ---- */
