@@ -172,6 +172,15 @@ netbuf_serve_wait(int socket_events, uint32 wait_event_info)
 				 errmsg("terminating connection due to unexpected postmaster exit")));
 	if (event.events & WL_LATCH_SET)
 		ResetLatch(MyLatch);
+
+	/*
+	 * A termination must not try to send its message behind replies the
+	 * client is not taking: that write would block for good (the FATAL has
+	 * already cleared ProcDiePending, so ProcessClientWriteInterrupt could
+	 * not end it).  Leave without a message, as walsender does.
+	 */
+	if (ProcDiePending && pq_is_send_pending())
+		whereToSendOutput = DestNone;
 	CHECK_FOR_INTERRUPTS();
 }
 
@@ -204,13 +213,6 @@ netbuf_queue_reply(StringInfo reply)
 			netbuf_unsent = 0;
 			break;
 		}
-
-		/*
-		 * A termination must not try to send its message into a socket the
-		 * client does not read (ProcessClientWriteInterrupt does the same).
-		 */
-		if (ProcDiePending)
-			whereToSendOutput = DestNone;
 		netbuf_serve_wait(WL_SOCKET_WRITEABLE, WAIT_EVENT_CLIENT_WRITE);
 	}
 }

@@ -210,3 +210,59 @@ fn between_requests_the_serving_backend_is_idle_with_no_transaction_or_snapshot(
         .unwrap_or_else(|e| panic!("after the 'S' request: {e}"));
     assert_eq!(serving_pid("nb_tx_idle"), pid);
 }
+
+/// Issue 8, item 5: a failure while securing search_path during channel
+/// set-up leaves the channel broken, never idle: the next request must not
+/// run `CALL netbuf.serve()` (or anything) with the role's own search_path.
+/// Seen failing before the fix: the second request after the failed set-up
+/// succeeded and 'Q' SHOW search_path answered the role's `"$user", public`.
+#[test]
+fn a_failure_securing_search_path_leaves_the_channel_broken() {
+    let p = pair();
+    let role = "nb_sp_fail";
+    p.primary.must(&format!(
+        "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN \
+         CREATE ROLE {role} LOGIN; END IF; END $$"
+    ));
+    p.primary.must(&format!(
+        "GRANT EXECUTE ON PROCEDURE netbuf.serve TO {role}"
+    ));
+    p.primary
+        .must(&format!("GRANT SELECT ON pg_catalog.pg_class TO {role}"));
+    let conninfo = format!(
+        "{} application_name=nb_sp_fail",
+        p.primary.conninfo_db("postgres", role)
+    );
+    let mut client = Client::connect(&conninfo).expect("connect");
+    assert_eq!(must_query(&mut client, "SHOW search_path"), "");
+
+    // From now on new sessions of the role cannot secure search_path.
+    p.primary.must(&format!(
+        "ALTER ROLE {role} SET netbuf_test.fail_secure_search_path = on"
+    ));
+    let pid = serving_pid("nb_sp_fail");
+    p.primary
+        .must(&format!("SELECT pg_terminate_backend({pid}, 5000)"));
+    assert!(
+        query(&mut client, "SHOW search_path").is_err(),
+        "the request that finds the serving backend gone fails"
+    );
+    for attempt in 1..=2 {
+        match query(&mut client, "SHOW search_path") {
+            Err(e) => assert!(
+                e.to_string().contains("refusing to secure search_path")
+                    || e.to_string().contains("the primary refused"),
+                "attempt {attempt}: unexpected error {e:?}"
+            ),
+            Ok(path) => panic!(
+                "attempt {attempt}: a request ran on a channel whose search_path was not \
+                 secured (search_path = {path})"
+            ),
+        }
+    }
+    p.primary.must(&format!(
+        "ALTER ROLE {role} RESET netbuf_test.fail_secure_search_path"
+    ));
+    assert_eq!(must_query(&mut client, "SHOW search_path"), "");
+    p.primary.assert_no_crash();
+}

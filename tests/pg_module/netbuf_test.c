@@ -14,9 +14,11 @@
 #include "libpq/pqformat.h"
 #include "port/pg_bswap.h"
 #include "miscadmin.h"
+#include "parser/analyze.h"
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -106,9 +108,36 @@ handle_query(const char *request, int nbytes, StringInfo reply)
 	SPI_finish();
 }
 
+/*
+ * netbuf_test.fail_secure_search_path: when on (ALTER ROLE ... SET), the
+ * query with which netbuf secures a new channel's search_path fails, so a
+ * test can check that a failed set-up never leaves a usable channel.
+ */
+static bool fail_secure_search_path = false;
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
+
+static void
+refuse_secure_search_path(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+	if (fail_secure_search_path && pstate->p_sourcetext != NULL &&
+		strstr(pstate->p_sourcetext, "set_config('search_path'") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("netbuf_test: refusing to secure search_path (netbuf_test.fail_secure_search_path is on)")));
+}
+
 void
 _PG_init(void)
 {
+	DefineCustomBoolVariable("netbuf_test.fail_secure_search_path",
+							 "Makes the query that secures search_path fail (for tests).",
+							 NULL, &fail_secure_search_path, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = refuse_secure_search_path;
+
 	load_file("libnetbuf", false);
 	netbuf_register_handler('R', handle_reverse);
 	netbuf_register_handler('S', handle_sleep);
