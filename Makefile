@@ -73,7 +73,7 @@ demo: deps
 
 test: deps
 	$(MAKE) --no-print-directory install install-test-module
-	$(CARGO) test --release -- --test-threads=2
+	$(CARGO) test --release --no-fail-fast -- --test-threads=2
 
 # Fuzz the parsers of network bytes (src/protocol.rs) for a fixed number of
 # runs each (FUZZ_RUNS, default 200000), on the corpus kept in fuzz/corpus.

@@ -17,10 +17,12 @@ static const struct config_enum_entry netbuf_panic_points[] = {
 };
 static int	netbuf_debug_panic_at = NB_PANIC_NONE;
 
+const NbRustApi *nb_rust = NULL;
+
 static void
 netbuf_assign_panic_at(int newval, void *extra)
 {
-	nb_set_panic_point((NbPanicPoint) newval);
+	nb_rust->set_panic_point((NbPanicPoint) newval);
 }
 
 static const NetbufFunctions netbuf_function_table = {
@@ -32,6 +34,8 @@ static const NetbufFunctions netbuf_function_table = {
 	.queue = netbuf_client_queue,
 	.flush = netbuf_client_flush,
 	.register_handler = netbuf_serve_register_handler,
+	.pin = netbuf_client_pin,
+	.register_handler_ext = netbuf_serve_register_handler_ext,
 };
 
 const Pg_magic_struct *
@@ -43,9 +47,11 @@ netbuf_shim_magic(void)
 }
 
 void
-netbuf_shim_init(void)
+netbuf_shim_init(const NbRustApi *api)
 {
 	const NetbufFunctions **slot;
+
+	nb_rust = api;
 
 	/* Publish the table first: the built-in handlers register through it. */
 	slot = (const NetbufFunctions **) find_rendezvous_variable(NETBUF_RENDEZVOUS);

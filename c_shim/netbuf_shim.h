@@ -37,48 +37,68 @@ typedef struct NbError
 } NbError;
 
 /*
- * Standby side: a non-blocking state machine over libpq.  Each step returns
- * NB_WAIT_* rather than blocking; the caller waits on nb_socket() (and its
- * latch), at most nb_wait_timeout_ms() milliseconds (-1: no limit), then
- * calls the same step again with the same arguments.
- */
-extern NbChannel *nb_connect_start(const char *conninfo, NbError *err);
-extern NbStatus nb_connect_continue(NbChannel *chan, NbError *err);
-extern int	nb_socket(const NbChannel *chan);
-extern long nb_wait_timeout_ms(const NbChannel *chan);
-extern NbStatus nb_send(NbChannel *chan, const char *data, int nbytes, NbError *err);
-extern NbStatus nb_flush(NbChannel *chan, NbError *err);
-extern NbStatus nb_recv(NbChannel *chan, const char **data, int *nbytes, NbError *err);
-extern void nb_close(NbChannel *chan);
-
-/*
- * Primary side, op 'N': checks the request ('N' then k >= 1 int32) and
- * writes k int32, each + 300, into reply (capacity reply_cap).  Returns the
- * reply's length, or -1 with *err filled.
- */
-extern int	nb_op_add300(const char *request, int nbytes, char *reply, int reply_cap, NbError *err);
-
-/*
  * Settings the GUCs' assign hooks hand to the Rust core.
  *
- * nb_set_max_message_size: the largest reply a channel opened from now on
+ * set_max_message_size: the largest reply a channel opened from now on
  * accepts (netbuf.max_message_size on the standby); the primary is told in
  * the CALL and refuses to send a larger one.
  *
- * nb_set_panic_point: the developer GUC netbuf.debug_panic_at makes the Rust
+ * set_panic_point: the developer GUC netbuf.debug_panic_at makes the Rust
  * core panic at that point, to test that a panic ends as a clean ERROR.
  */
 typedef enum NbPanicPoint
 {
 	NB_PANIC_NONE = 0,
-	NB_PANIC_CONNECT = 1,		/* nb_connect_start */
-	NB_PANIC_SEND = 2,			/* nb_send */
-	NB_PANIC_RECV = 3,			/* nb_recv */
-	NB_PANIC_SERVE = 4			/* nb_op_add300, on the primary */
+	NB_PANIC_CONNECT = 1,		/* connect_start */
+	NB_PANIC_SEND = 2,			/* send */
+	NB_PANIC_RECV = 3,			/* recv */
+	NB_PANIC_SERVE = 4			/* op_add300, on the primary */
 } NbPanicPoint;
 
-extern void nb_set_max_message_size(int nbytes);
-extern void nb_set_panic_point(NbPanicPoint point);
+/*
+ * What the Rust core offers the C shim: one table of function pointers,
+ * handed to netbuf_shim_init() by _PG_init.  Reaching Rust through a table
+ * rather than through symbols keeps every Rust function out of the
+ * library's dynamic symbol table: PostgreSQL loads modules RTLD_GLOBAL, so
+ * an exported name could be interposed by another module's.
+ *
+ * Standby side: a non-blocking state machine over libpq.  Each step returns
+ * NB_WAIT_* rather than blocking; the caller waits on socket() (and its
+ * latch), at most wait_timeout_ms() milliseconds (-1: no limit), then calls
+ * the same step again with the same arguments.
+ */
+typedef struct NbRustApi
+{
+	NbChannel  *(*connect_start) (const char *conninfo, NbError *err);
+	NbStatus	(*connect_continue) (NbChannel *chan, NbError *err);
+	int			(*socket) (const NbChannel *chan);
+	long		(*wait_timeout_ms) (const NbChannel *chan);
+	NbStatus	(*send) (NbChannel *chan, const char *data, int nbytes, NbError *err);
+	NbStatus	(*flush) (NbChannel *chan, NbError *err);
+	NbStatus	(*recv) (NbChannel *chan, const char **data, int *nbytes, NbError *err);
+
+	/* Requests sent whose replies were not received (capped at INT_MAX). */
+	int			(*in_flight) (const NbChannel *chan);
+
+	/*
+	 * Give up on whatever is in flight: close the connection (its replies
+	 * are discarded) and fail later calls until a send reconnects; why says
+	 * what interrupted the caller, for the error those calls report.
+	 */
+	void		(*reset) (NbChannel *chan, const char *why);
+	void		(*close) (NbChannel *chan);
+
+	/*
+	 * Primary side, op 'N': checks the request ('N' then k >= 1 int32) and
+	 * writes k int32, each + 300, into reply (capacity reply_cap).  Returns
+	 * the reply's length, or -1 with *err filled.
+	 */
+	int			(*op_add300) (const char *request, int nbytes, char *reply, int reply_cap,
+							  NbError *err);
+
+	void		(*set_max_message_size) (int nbytes);
+	void		(*set_panic_point) (NbPanicPoint point);
+} NbRustApi;
 
 /*
  * Not declared here: the C entry points PostgreSQL looks up with dlsym
@@ -86,7 +106,9 @@ extern void nb_set_panic_point(NbPanicPoint point);
  * netbuf_shim_serve, see shim.h).  rustc exports only Rust symbols from a
  * cdylib, so src/backend_exports.rs exports Pg_magic_func, _PG_init,
  * pg_finfo_netbuf_serve and netbuf_serve as naked jumps to them: no Rust
- * frame ever stands between PostgreSQL and C code that may ereport.
+ * frame ever stands between PostgreSQL and C code that may ereport.  The
+ * jump for _PG_init passes the NbRustApi table as netbuf_shim_init's
+ * argument.
  */
 
 #endif							/* NETBUF_SHIM_H */

@@ -5,13 +5,21 @@
  *
  * Modelled on walsender.c: read with pq_getbyte_if_available, sleep on
  * FeBeWaitSet (latch and client socket) when nothing is buffered, serve
- * interrupts between messages, and leave quietly when the client is gone.
+ * interrupts between messages, stop reading while too many replies wait to
+ * be sent, and leave quietly when the client is gone.
+ *
+ * Transactions: serve() ends the CALL's transaction before it starts
+ * serving, as VACUUM does between tables, and runs each request that needs
+ * one in a transaction of its own; between requests the backend holds no
+ * transaction, lock or snapshot.  It starts one again before returning, for
+ * exec_simple_query to commit.
  */
 #include "shim.h"
 
 #include <ctype.h>
 #include <sys/socket.h>
 
+#include "access/xact.h"
 #include "executor/spi.h"
 #include "libpq/libpq.h"
 #include "libpq/libpq-be.h"
@@ -19,12 +27,14 @@
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "replication/walsender.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/wait_event.h"
 
@@ -42,20 +52,38 @@ static int	netbuf_max_message_size = 64 * 1024 * 1024;
 static int	netbuf_peer_timeout = 30 * 1000;
 
 /* One handler per op code; the built-ins register like everyone else. */
-static NetbufHandler netbuf_handlers[256];
+typedef struct NetbufOp
+{
+	NetbufHandler handler;
+	int			flags;			/* NETBUF_HANDLER_* */
+} NetbufOp;
+
+static NetbufOp netbuf_ops[256];
 
 void
-netbuf_serve_register_handler(unsigned char op, NetbufHandler handler)
+netbuf_serve_register_handler_ext(unsigned char op, NetbufHandler handler, int flags)
 {
 	if (handler == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("netbuf: cannot register a NULL handler for op code 0x%02x", op)));
-	if (netbuf_handlers[op] != NULL && netbuf_handlers[op] != handler)
+	if ((flags & ~NETBUF_HANDLER_NO_TRANSACTION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("netbuf: unknown handler flags 0x%x for op code 0x%02x", flags, op)));
+	if (netbuf_ops[op].handler != NULL &&
+		(netbuf_ops[op].handler != handler || netbuf_ops[op].flags != flags))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("netbuf: op code 0x%02x already has a handler", op)));
-	netbuf_handlers[op] = handler;
+	netbuf_ops[op].handler = handler;
+	netbuf_ops[op].flags = flags;
+}
+
+void
+netbuf_serve_register_handler(unsigned char op, NetbufHandler handler)
+{
+	netbuf_serve_register_handler_ext(op, handler, 0);
 }
 
 /* 'E': echo the message unchanged. */
@@ -73,8 +101,8 @@ netbuf_handle_add300(const char *request, int nbytes, StringInfo reply)
 	int			len;
 
 	enlargeStringInfo(reply, nbytes);
-	len = nb_op_add300(request, nbytes, reply->data + reply->len,
-					   reply->maxlen - reply->len, &err);
+	len = nb_rust->op_add300(request, nbytes, reply->data + reply->len,
+							 reply->maxlen - reply->len, &err);
 	if (len < 0)
 		netbuf_raise(&err);
 	reply->len += len;
@@ -85,7 +113,7 @@ static void
 netbuf_assign_max_message_size(int newval, void *extra)
 {
 	/* New channels of this backend accept replies up to this size. */
-	nb_set_max_message_size(newval);
+	nb_rust->set_max_message_size(newval);
 }
 
 void
@@ -114,8 +142,9 @@ netbuf_serve_init(void)
 							NULL, NULL, NULL);
 	MarkGUCPrefixReserved("netbuf");
 
-	netbuf_serve_register_handler('E', netbuf_handle_echo);
-	netbuf_serve_register_handler('N', netbuf_handle_add300);
+	/* Neither touches database state: no transaction per request. */
+	netbuf_serve_register_handler_ext('E', netbuf_handle_echo, NETBUF_HANDLER_NO_TRANSACTION);
+	netbuf_serve_register_handler_ext('N', netbuf_handle_add300, NETBUF_HANDLER_NO_TRANSACTION);
 }
 
 /* The client is gone: leave without writing to its socket (cf. WalSndShutdown). */
@@ -127,26 +156,65 @@ netbuf_serve_exit(void)
 }
 
 /*
- * Sleep until the client socket is readable (or writable, when replies wait
- * to be sent) or the latch is set, then serve interrupts.
+ * Sleep until the client socket is ready for socket_events or the latch is
+ * set, then serve interrupts.
  */
 static void
-netbuf_serve_wait(bool want_write)
+netbuf_serve_wait(int socket_events, uint32 wait_event_info)
 {
 	WaitEvent	event;
 
-	ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos,
-					WL_SOCKET_READABLE | (want_write ? WL_SOCKET_WRITEABLE : 0),
-					NULL);
-	(void) WaitEventSetWait(FeBeWaitSet, -1, &event, 1,
-							want_write ? WAIT_EVENT_CLIENT_WRITE : WAIT_EVENT_CLIENT_READ);
+	ModifyWaitEvent(FeBeWaitSet, FeBeWaitSetSocketPos, socket_events, NULL);
+	(void) WaitEventSetWait(FeBeWaitSet, -1, &event, 1, wait_event_info);
 	if (event.events & WL_POSTMASTER_DEATH)
 		ereport(FATAL,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
 				 errmsg("terminating connection due to unexpected postmaster exit")));
 	if (event.events & WL_LATCH_SET)
 		ResetLatch(MyLatch);
+
+	/*
+	 * A termination must not try to send its message behind replies the
+	 * client is not taking: that write would block for good (the FATAL has
+	 * already cleared ProcDiePending, so ProcessClientWriteInterrupt could
+	 * not end it).  Leave without a message, as walsender does.
+	 */
+	if (ProcDiePending && pq_is_send_pending())
+		whereToSendOutput = DestNone;
 	CHECK_FOR_INTERRUPTS();
+}
+
+/*
+ * Replies queued but not yet sent, at most: past this the loop stops
+ * reading requests until the client has taken them, so that a client that
+ * sends without receiving is held back by TCP instead of growing pqcomm's
+ * send buffer (which pq_putmessage_noblock enlarges without limit).
+ */
+#define NETBUF_MAX_UNSENT (1024 * 1024)
+
+/* Bytes queued since pqcomm's send buffer was last empty. */
+static size_t netbuf_unsent = 0;
+
+/* Queue one reply; wait for the client to take replies if too many wait. */
+static void
+netbuf_queue_reply(StringInfo reply)
+{
+	if (!pq_is_send_pending())
+		netbuf_unsent = 0;
+	pq_putmessage_noblock('d', reply->data, reply->len);
+	netbuf_unsent += (size_t) reply->len + 5;
+
+	while (netbuf_unsent > NETBUF_MAX_UNSENT)
+	{
+		if (pq_flush_if_writable() != 0)
+			netbuf_serve_exit();
+		if (!pq_is_send_pending())
+		{
+			netbuf_unsent = 0;
+			break;
+		}
+		netbuf_serve_wait(WL_SOCKET_WRITEABLE, WAIT_EVENT_CLIENT_WRITE);
+	}
 }
 
 /*
@@ -230,10 +298,15 @@ netbuf_read_large_request(StringInfo request)
 	if (len < NETBUF_DIRECT_IO || len > netbuf_max_message_size)
 		return false;
 
+	/*
+	 * Allocate before consuming anything: an out-of-memory ERROR here leaves
+	 * the message unread, so the session stays in protocol sync.
+	 */
+	enlargeStringInfo(request, (int) len);
+
 	/* As in netbuf_read_message: no ERROR while the message is half read. */
 	HOLD_CANCEL_INTERRUPTS();
 	netbuf_recv_exactly(header, sizeof(header));
-	enlargeStringInfo(request, (int) len);
 	netbuf_recv_exactly(request->data, len);
 	request->len = (int) len;
 	request->data[len] = '\0';
@@ -257,12 +330,11 @@ netbuf_send_large_reply(StringInfo reply)
 	netbuf_send_exactly(reply->data, reply->len);
 }
 
-/* Answer one CopyData message from the client. */
-static void
-netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size)
+/* Look up the handler of a request, or refuse it. */
+static const NetbufOp *
+netbuf_lookup_op(StringInfo request)
 {
 	unsigned char op;
-	NetbufHandler handler;
 
 	if (request->len < 1)
 		ereport(ERROR,
@@ -271,17 +343,42 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size)
 				 errdetail("A message starts with a one-byte op code.")));
 
 	op = (unsigned char) request->data[0];
-	handler = netbuf_handlers[op];
-	if (handler == NULL)
+	if (netbuf_ops[op].handler == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_PROTOCOL_VIOLATION),
 				 errmsg("netbuf: unknown op code 0x%02x%s%c%s", op,
 						isprint(op) ? " ('" : "", isprint(op) ? op : ' ',
 						isprint(op) ? "')" : ""),
 				 errhint("The primary serves the built-in ops 'E' and 'N' and those of modules loaded into its serving backends.")));
+	return &netbuf_ops[op];
+}
+
+/*
+ * Answer one CopyData message from the client: run its handler (in a
+ * transaction of its own unless the handler needs none), commit, then send
+ * the reply, so that the client never sees a reply whose work was rolled
+ * back.  An ERROR aborts the request's transaction and ends the CALL; the
+ * client reads it from netbuf_recv and its next send opens a new stream.
+ */
+static void
+netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
+				MemoryContext message_context)
+{
+	const NetbufOp *entry = netbuf_lookup_op(request);
+	unsigned char op = (unsigned char) request->data[0];
+	bool		transaction = (entry->flags & NETBUF_HANDLER_NO_TRANSACTION) == 0;
+
+	pgstat_report_activity(STATE_RUNNING, NULL);
+	if (transaction)
+	{
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+	}
+	MemoryContextSwitchTo(message_context);
 
 	resetStringInfo(reply);
-	handler(request->data, request->len, reply);
+	entry->handler(request->data, request->len, reply);
 
 	if (reply->len == 0)
 		ereport(ERROR,
@@ -297,11 +394,19 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size)
 						reply->len, op, max_reply_size),
 				 errhint("Raise netbuf.max_message_size on the standby (ConnectOptions::max_message_size in the Rust API).")));
 
+	if (transaction)
+	{
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+	}
+	MemoryContextSwitchTo(message_context);
+
 	if (reply->len >= NETBUF_DIRECT_IO)
 		netbuf_send_large_reply(reply);
 	else
 		/* Queued, not flushed: the loop flushes once its input is drained. */
-		pq_putmessage_noblock('d', reply->data, reply->len);
+		netbuf_queue_reply(reply);
+	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -415,7 +520,11 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 				pq_endmsgread();
 				if (pq_flush_if_writable() != 0)
 					netbuf_serve_exit();
-				netbuf_serve_wait(pq_is_send_pending());
+				if (pq_is_send_pending())
+					netbuf_serve_wait(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE,
+									  WAIT_EVENT_CLIENT_WRITE);
+				else
+					netbuf_serve_wait(WL_SOCKET_READABLE, WAIT_EVENT_CLIENT_READ);
 				continue;
 			}
 			netbuf_read_message(&request);
@@ -426,9 +535,9 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 		{
 			case 'd':			/* CopyData */
 				{
-					MemoryContext old = MemoryContextSwitchTo(message_context);
+					MemoryContext old = CurrentMemoryContext;
 
-					netbuf_dispatch(&request, &reply, max_reply_size);
+					netbuf_dispatch(&request, &reply, max_reply_size, message_context);
 					MemoryContextSwitchTo(old);
 				}
 				break;
@@ -498,6 +607,7 @@ Datum
 netbuf_shim_serve(PG_FUNCTION_ARGS)
 {
 	CallContext *call = (CallContext *) fcinfo->context;
+	MemoryContext caller_context = CurrentMemoryContext;	/* the portal's */
 	MemoryContext serve_context;
 	MemoryContext message_context;
 	StringInfoData start;
@@ -517,13 +627,17 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	netbuf_watch_silent_peer();
 
 	/*
-	 * A channel lives as long as the standby wants it: commit now so that it
-	 * holds no snapshot (no backend_xmin) and cannot hold back VACUUM.
+	 * A channel lives as long as the standby wants it: end the CALL's
+	 * transaction now so that it holds no snapshot (no backend_xmin), lock
+	 * or xid while it waits.  SPI_commit drops the portal's snapshots and
+	 * starts a new transaction, which is committed at once, leaving none.
 	 */
 	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect_ext failed");
 	SPI_commit();
 	SPI_finish();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
 	 * statement_timeout was armed once for the CALL and would end a channel
@@ -550,10 +664,8 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 											ALLOCSET_DEFAULT_SIZES);
 	PG_TRY();
 	{
-		MemoryContext old = MemoryContextSwitchTo(serve_context);
-
+		MemoryContextSwitchTo(serve_context);
 		netbuf_serve_loop(message_context, max_reply_size);
-		MemoryContextSwitchTo(old);
 	}
 	PG_FINALLY();
 	{
@@ -561,6 +673,10 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	}
 	PG_END_TRY();
 
+	/* exec_simple_query commits the CALL's transaction: give it one. */
+	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, NULL);
+	MemoryContextSwitchTo(caller_context);
 	PG_RETURN_VOID();
 }
 

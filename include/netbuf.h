@@ -19,6 +19,34 @@
  * them sleeps on the latch and the socket and serves interrupts, so
  * pg_cancel_backend, pg_terminate_backend and shutdowns work as usual.
  *
+ * Lifetime.  A channel belongs to the resource owner that is current when
+ * netbuf_connect opens it (the statement, or the (sub)transaction), as a
+ * temporary file or a DSM mapping does: when that owner is released the
+ * channel is closed -- silently after an ERROR, with a leak WARNING at
+ * commit if netbuf_disconnect was not called.  So an ERROR between
+ * netbuf_connect and netbuf_disconnect leaks nothing.  To keep a channel
+ * for the session (in a static variable), call netbuf_pin after
+ * netbuf_connect.  A channel opened with no resource owner (a background
+ * worker's main loop) lives for the session without pinning.  A call
+ * through the handle of a channel its owner closed raises an ERROR.
+ *
+ * Errors and replies.  Replies come in request order, and no call ever
+ * returns a reply meant for an earlier request: when an ERROR (a cancel,
+ * statement_timeout, an elog in your code between netbuf_send and
+ * netbuf_recv) aborts the (sub)transaction that sent requests whose replies
+ * were not received, or interrupts a netbuf call, the channel is reset --
+ * its connection closed, those replies discarded -- and the next
+ * netbuf_send reconnects; a netbuf_recv before that raises an ERROR.  An
+ * ERROR the primary reports for a request ends that stream cleanly: the
+ * requests queued after it are dropped by the primary, and the next
+ * netbuf_send re-opens the stream on the same connection.  Outside any
+ * transaction netbuf cannot see an ERROR of your own code: call
+ * netbuf_disconnect in your error handler.
+ *
+ * Back-pressure.  The primary stops reading requests while the replies it
+ * has not been able to send exceed a bound, so a client that queues without
+ * receiving is slowed down by TCP rather than growing the serving backend.
+ *
  *-------------------------------------------------------------------------
  */
 #ifndef NETBUF_H
@@ -27,8 +55,12 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 
-/* Bumped whenever NetbufFunctions changes incompatibly. */
-#define NETBUF_ABI_VERSION	1
+/*
+ * The version of NetbufFunctions.  The table only grows: a library of a
+ * later version serves code built for an earlier one.  2 added netbuf_pin
+ * and netbuf_register_handler_ext.
+ */
+#define NETBUF_ABI_VERSION	2
 #define NETBUF_RENDEZVOUS	"netbuf_functions"
 
 /* A channel to the primary; opaque. */
@@ -40,10 +72,20 @@ typedef struct NetbufConn NetbufConn;
  * the reply to reply (it starts empty).  Every request must get a non-empty
  * reply: libpq cannot carry an empty CopyData message, so an empty reply is
  * turned into an error for the client rather than a wait that never ends.
- * To refuse a request, ereport(ERROR): the client's netbuf_recv raises it.
+ * To refuse a request, ereport(ERROR): the client's netbuf_recv raises it,
+ * the request's transaction is rolled back and the channel goes on.
  * Memory allocated in CurrentMemoryContext is freed after each message.
+ *
+ * Each request runs in a transaction of its own, started before the
+ * handler (with a snapshot) and committed once the reply is queued; between
+ * requests a serving backend holds no transaction, lock or snapshot.  A
+ * handler that touches no database state can say so with
+ * NETBUF_HANDLER_NO_TRANSACTION and skip that cost.
  */
 typedef void (*NetbufHandler) (const char *request, int nbytes, StringInfo reply);
+
+/* Flags of netbuf_register_handler_ext. */
+#define NETBUF_HANDLER_NO_TRANSACTION	0x01	/* run outside any transaction */
 
 typedef struct NetbufFunctions
 {
@@ -59,6 +101,10 @@ typedef struct NetbufFunctions
 
 	/* The primary side (the backend running netbuf.serve()). */
 	void		(*register_handler) (unsigned char op, NetbufHandler handler);
+
+	/* Since NETBUF_ABI_VERSION 2. */
+	void		(*pin) (NetbufConn *conn);
+	void		(*register_handler_ext) (unsigned char op, NetbufHandler handler, int flags);
 } NetbufFunctions;
 
 /* The table published by libnetbuf; ERROR if the library is not loaded. */
@@ -77,7 +123,7 @@ netbuf_functions(void)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("netbuf: libnetbuf is not loaded"),
 					 errhint("Call load_file(\"libnetbuf\", false) before the first netbuf call.")));
-		if (published->abi_version != NETBUF_ABI_VERSION)
+		if (published->abi_version < NETBUF_ABI_VERSION)
 			ereport(ERROR,
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("netbuf: libnetbuf has ABI version %d, this code was built for %d",
@@ -114,10 +160,11 @@ netbuf_send(NetbufConn *conn, const char *buffer, int nbytes)
 /*
  * Wait for the next message from the primary and return its length, with
  * *buffer pointing at it; the buffer stays valid until the next netbuf_recv
- * or netbuf_disconnect on conn.  Returns -1 when the primary ended the
+ * on conn or until the channel is closed (a reconnect inside netbuf_send
+ * keeps it, so a reply can be sent on as it is).  Returns -1 when the primary ended the
  * stream.  An error reported by the primary (an unknown op code, a
  * malformed request, a handler's ERROR) is raised here with the primary's
- * SQLSTATE; the channel re-opens itself on the next netbuf_send.
+ * SQLSTATE; the channel re-opens its stream on the next netbuf_send.
  * If wait_fd is not NULL, *wait_fd is set to the channel's socket.
  */
 static inline int
@@ -144,6 +191,16 @@ netbuf_flush(NetbufConn *conn)
 	netbuf_functions()->flush(conn);
 }
 
+/*
+ * Keep the channel for the session: it no longer belongs to the resource
+ * owner that was current at netbuf_connect (see Lifetime above).
+ */
+static inline void
+netbuf_pin(NetbufConn *conn)
+{
+	netbuf_functions()->pin(conn);
+}
+
 /* Close the channel; the primary's serving backend exits. */
 static inline void
 netbuf_disconnect(NetbufConn *conn)
@@ -161,6 +218,13 @@ static inline void
 netbuf_register_handler(unsigned char op, NetbufHandler handler)
 {
 	netbuf_functions()->register_handler(op, handler);
+}
+
+/* netbuf_register_handler with NETBUF_HANDLER_* flags. */
+static inline void
+netbuf_register_handler_ext(unsigned char op, NetbufHandler handler, int flags)
+{
+	netbuf_functions()->register_handler_ext(op, handler, flags);
 }
 
 #endif							/* NETBUF_H */

@@ -8,6 +8,8 @@
 
 use std::arch::naked_asm;
 
+use crate::shim_api::NB_RUST_API;
+
 unsafe extern "C" {
     fn netbuf_shim_magic();
     fn netbuf_shim_init();
@@ -29,6 +31,21 @@ macro_rules! jump {
     };
 }
 
+/// Jump to `$target` with the address of `$table` as its first argument.
+#[cfg(target_arch = "x86_64")]
+macro_rules! jump_with {
+    ($target:ident, $table:path) => {
+        naked_asm!("lea rdi, [rip + {t}]", "jmp {f}", t = sym $table, f = sym $target)
+    };
+}
+
+#[cfg(target_arch = "aarch64")]
+macro_rules! jump_with {
+    ($target:ident, $table:path) => {
+        naked_asm!("adrp x0, {t}", "add x0, x0, :lo12:{t}", "b {f}", t = sym $table, f = sym $target)
+    };
+}
+
 /// The module magic block (`PG_MODULE_MAGIC`), checked by dfmgr.c.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
@@ -36,11 +53,12 @@ pub extern "C" fn Pg_magic_func() {
     jump!(netbuf_shim_magic)
 }
 
-/// `_PG_init`: publishes the function table and registers the built-ins.
+/// `_PG_init`: hands the Rust table to the shim, which publishes the
+/// function table of netbuf.h and registers the built-ins.
 #[unsafe(naked)]
 #[unsafe(no_mangle)]
 pub extern "C" fn _PG_init() {
-    jump!(netbuf_shim_init)
+    jump_with!(netbuf_shim_init, NB_RUST_API)
 }
 
 /// `PG_FUNCTION_INFO_V1(netbuf_serve)`.

@@ -73,7 +73,8 @@ enum Phase {
 }
 
 pub(crate) struct Channel {
-    conn: PgConn,
+    /// The libpq connection; `None` once a reset closed it.
+    conn: Option<PgConn>,
     /// How to connect again after the connection was lost.
     params: ConnectParams,
     phase: Phase,
@@ -90,6 +91,10 @@ pub(crate) struct Channel {
     broken: Option<Error>,
     /// The CALL that (re-)enters COPY BOTH, with the reply size limit.
     enter_copy: CString,
+    /// Requests queued in the current stream whose replies have not been
+    /// received.  A caller that gives up on them (an ERROR, a timeout) must
+    /// `reset` the channel, or the next receive would return their replies.
+    in_flight: usize,
 }
 
 impl Channel {
@@ -107,7 +112,7 @@ impl Channel {
         let conn = open(&params)?;
         Ok(Channel {
             deadline: params.connect_deadline(),
-            conn,
+            conn: Some(conn),
             params,
             phase: Phase::Connecting,
             flush_pending: false,
@@ -115,24 +120,78 @@ impl Channel {
             pending_error: None,
             broken: None,
             enter_copy: enter_copy_both(max_reply_size),
+            in_flight: 0,
         })
     }
 
-    /// Replace a lost connection with a new one (nothing was in flight:
-    /// whatever was has already failed with the error that broke it).
+    /// Replace a lost connection with a new one.  Whatever was in flight
+    /// went with the old connection, so no old reply can reach a new request.
+    /// The last received message stays valid: the caller may be sending it.
     fn reconnect(&mut self) -> Result<()> {
-        self.conn = open(&self.params)?;
+        self.conn = None;
+        match open(&self.params) {
+            Ok(conn) => self.conn = Some(conn),
+            Err(error) => return Err(self.fail(error)),
+        }
         self.deadline = self.params.connect_deadline();
         self.phase = Phase::Connecting;
         self.flush_pending = false;
-        self.message = None;
         self.pending_error = None;
         self.broken = None;
+        self.in_flight = 0;
         Ok(())
     }
 
+    /// The connection, or the error that closed it.
+    fn conn(&mut self) -> Result<&mut PgConn> {
+        match self.conn.as_mut() {
+            Some(conn) => Ok(conn),
+            None => Err(self
+                .broken
+                .clone()
+                .unwrap_or_else(|| Error::Internal("the channel has no connection".into()))),
+        }
+    }
+
+    /// The socket to wait on; -1 once a reset closed the connection.
     pub(crate) fn socket(&self) -> c_int {
-        self.conn.socket()
+        self.conn.as_ref().map_or(-1, PgConn::socket)
+    }
+
+    /// Requests sent whose replies have not been received.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Give up on everything in flight: close the connection now (the
+    /// primary's serving backend exits and its replies are discarded) and
+    /// fail every later call until a send reconnects.  `why` says what
+    /// interrupted the caller.  The last received message stays valid.
+    pub(crate) fn reset(&mut self, why: &str) {
+        let discarded = self.in_flight;
+        self.conn = None;
+        self.flush_pending = false;
+        self.pending_error = None;
+        self.in_flight = 0;
+        self.phase = Phase::Broken;
+        self.broken = Some(Error::Reset(format!(
+            "the channel was reset after {why} with {discarded} request(s) in flight; \
+             their replies were discarded"
+        )));
+    }
+
+    /// Whether a caller that stops waiting now would leave something behind
+    /// that a later call could mistake for its own: replies in flight, or a
+    /// setup query or stream end still running.
+    pub(crate) fn needs_reset(&self) -> bool {
+        self.in_flight > 0
+            || matches!(
+                self.phase,
+                Phase::Connecting
+                    | Phase::SecuringSearchPath
+                    | Phase::EnteringCopy
+                    | Phase::Draining
+            )
     }
 
     /// How long a caller may wait before calling the step again, in
@@ -149,21 +208,28 @@ impl Channel {
         self.message.as_ref()
     }
 
-    /// Mark the channel unusable and return the error.
+    /// Mark the channel unusable and return the error.  Nothing in flight
+    /// can arrive any more: the next send opens a new connection.
     fn fail(&mut self, error: Error) -> Error {
         self.phase = Phase::Broken;
         self.broken = Some(error.clone());
+        self.in_flight = 0;
         error
     }
 
-    /// Mark the channel unusable after a bug (a caught panic).
+    /// Close the channel after a bug (a caught panic): nothing it was doing
+    /// can be trusted, so it is reset like an interrupted call.
     #[cfg_attr(not(feature = "backend"), allow(dead_code))]
-    pub(crate) fn poison(&mut self, error: Error) {
-        self.fail(error);
+    pub(crate) fn poison(&mut self, error: &Error) {
+        self.reset(&format!("an internal error ({error})"));
     }
 
     fn lost(&mut self) -> Error {
-        let message = self.conn.error_message();
+        let message = self
+            .conn
+            .as_ref()
+            .map(PgConn::error_message)
+            .unwrap_or_default();
         let message = if message.is_empty() {
             "the connection was closed".to_owned()
         } else {
@@ -186,7 +252,7 @@ impl Channel {
         if !self.flush_pending {
             return Ok(None);
         }
-        match self.conn.flush() {
+        match self.conn()?.flush() {
             0 => {
                 self.flush_pending = false;
                 Ok(None)
@@ -204,7 +270,11 @@ impl Channel {
             Phase::EnteringCopy => self.enter_copy.as_c_str(),
             _ => unreachable!("{next:?} runs no query"),
         };
-        if !self.conn.send_query(sql) {
+        let sent = match self.conn.as_mut() {
+            Some(conn) => conn.send_query(sql),
+            None => false,
+        };
+        if !sent {
             return Err(self.lost());
         }
         self.flush_pending = true;
@@ -214,13 +284,14 @@ impl Channel {
 
     /// Read input if a result is incomplete; `Some(Wait::Read)` to wait.
     fn absorb_input(&mut self) -> Result<Option<Wait>> {
-        if !self.conn.is_busy() {
+        let conn = self.conn()?;
+        if !conn.is_busy() {
             return Ok(None);
         }
-        if !self.conn.consume_input() {
+        if !conn.consume_input() {
             return Err(self.lost());
         }
-        Ok(self.conn.is_busy().then_some(Wait::Read))
+        Ok(self.conn()?.is_busy().then_some(Wait::Read))
     }
 
     /// Drive the connection until it streams (connect, secure search_path,
@@ -235,10 +306,10 @@ impl Channel {
                 Phase::Idle => self.start_query(Phase::EnteringCopy)?,
                 Phase::Connecting => {
                     self.check_deadline()?;
-                    match self.conn.connect_poll() {
+                    match self.conn()?.connect_poll() {
                         PostgresPollingStatusType::PGRES_POLLING_OK => {
                             self.deadline = None;
-                            if !self.conn.set_nonblocking() {
+                            if !self.conn()?.set_nonblocking() {
                                 return Err(self.lost());
                             }
                             self.start_query(Phase::SecuringSearchPath)?;
@@ -250,7 +321,7 @@ impl Channel {
                             return Ok(Step::Wait(Wait::Write));
                         }
                         _ => {
-                            let message = self.conn.error_message();
+                            let message = self.conn()?.error_message();
                             return Err(self.fail(Error::Connect(message)));
                         }
                     }
@@ -278,7 +349,7 @@ impl Channel {
         if let Some(wait) = self.absorb_input()? {
             return Ok(Some(wait));
         }
-        match self.conn.get_result() {
+        match self.conn()?.get_result() {
             Some(result) => self.take_result(result)?,
             None => self.query_finished()?,
         }
@@ -323,21 +394,30 @@ impl Channel {
 
     /// The current query has returned all its results.
     fn query_finished(&mut self) -> Result<()> {
-        if self.conn.is_bad() {
+        if self.conn()?.is_bad() {
             // A FATAL from the primary (terminated, shut down) ends here.
-            let error = self
-                .pending_error
-                .take()
-                .unwrap_or_else(|| Error::ConnectionLost(self.conn.error_message()));
+            let error = match self.pending_error.take() {
+                Some(error) => error,
+                None => Error::ConnectionLost(self.conn()?.error_message()),
+            };
             return Err(self.fail(error));
         }
         if let Some(error) = self.pending_error.take() {
+            // Securing search_path failed: the session must not be used
+            // with the role's own search_path, so the connection is dropped.
+            if self.phase == Phase::SecuringSearchPath {
+                return Err(self.fail(error));
+            }
+            // The stream ended on an error: the primary discards the
+            // requests that followed it, so none of them is in flight.
+            self.in_flight = 0;
             self.phase = Phase::Idle;
             return Err(error);
         }
         match self.phase {
             Phase::SecuringSearchPath => self.start_query(Phase::EnteringCopy),
             Phase::Draining => {
+                self.in_flight = 0;
                 self.phase = Phase::Idle;
                 Ok(())
             }
@@ -376,9 +456,10 @@ impl Channel {
         if let Step::Wait(wait) = self.poll_setup()? {
             return Ok(Step::Wait(wait));
         }
-        match self.conn.put_copy_data(message) {
+        match self.conn()?.put_copy_data(message) {
             1 => {
                 self.flush_pending = true;
+                self.in_flight += 1;
                 Ok(Step::Ready(()))
             }
             // libpq's buffer is full (non-blocking mode): make room first.
@@ -420,13 +501,14 @@ impl Channel {
         let pending_write = self.flush_output()?;
         let mut read_once = false;
         loop {
-            match self.conn.get_copy_data() {
+            match self.conn()?.get_copy_data() {
                 CopyData::Message(buffer) => {
                     self.message = Some(buffer);
+                    self.in_flight = self.in_flight.saturating_sub(1);
                     return Ok(Step::Ready(Received::Message));
                 }
                 CopyData::WouldBlock if !read_once => {
-                    if !self.conn.consume_input() {
+                    if !self.conn()?.consume_input() {
                         return Err(self.lost());
                     }
                     read_once = true;

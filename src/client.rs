@@ -5,6 +5,10 @@
 //! the seed's blocking calls did.
 
 use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::{Error, Result};
@@ -14,12 +18,14 @@ use crate::protocol;
 #[derive(Debug, Clone)]
 pub struct ConnectOptions {
     max_message_size: usize,
+    timeout: Option<Duration>,
 }
 
 impl Default for ConnectOptions {
     fn default() -> Self {
         ConnectOptions {
             max_message_size: protocol::DEFAULT_MAX_MESSAGE_SIZE,
+            timeout: None,
         }
     }
 }
@@ -33,6 +39,72 @@ impl ConnectOptions {
         self.max_message_size = nbytes;
         self
     }
+
+    /// How long any one blocking call (connecting included) may wait; see
+    /// [`Client::set_timeout`].  Default: no limit.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+}
+
+/// Cancels the blocking call of one [`Client`] from another thread.
+///
+/// The call blocked in that client, or its next blocking call if none is,
+/// fails with [`Error::Cancelled`]; as with a timeout, replies in flight
+/// are discarded with the connection.
+#[derive(Clone)]
+pub struct Canceller(Arc<CancelState>);
+
+struct CancelState {
+    requested: AtomicBool,
+    /// A pipe whose read end the blocked call polls beside the socket.
+    wake_read: OwnedFd,
+    wake_write: OwnedFd,
+}
+
+impl Canceller {
+    fn new() -> Result<Canceller> {
+        let mut fds = [-1; 2];
+        // SAFETY: fds is a valid array of two ints for pipe2 to fill.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) } != 0 {
+            return Err(Error::Internal(format!(
+                "could not create the cancel pipe: {}",
+                io::Error::last_os_error()
+            )));
+        }
+        // SAFETY: pipe2 succeeded, so both are open descriptors we now own.
+        let (wake_read, wake_write) =
+            unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok(Canceller(Arc::new(CancelState {
+            requested: AtomicBool::new(false),
+            wake_read,
+            wake_write,
+        })))
+    }
+
+    /// Ask the client's current (or next) blocking call to fail.
+    pub fn cancel(&self) {
+        self.0.requested.store(true, Ordering::SeqCst);
+        // A full pipe already wakes the waiter, so a failed write is fine.
+        // SAFETY: writes one byte from a valid buffer to our own pipe.
+        let _ = unsafe { libc::write(self.0.wake_write.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
+    }
+
+    /// Take a pending cancel request, emptying the pipe.
+    fn take(&self) -> bool {
+        let mut sink = [0u8; 64];
+        // SAFETY: reads into a valid local buffer from our own non-blocking pipe.
+        while unsafe {
+            libc::read(
+                self.0.wake_read.as_raw_fd(),
+                sink.as_mut_ptr().cast(),
+                sink.len(),
+            )
+        } > 0
+        {}
+        self.0.requested.swap(false, Ordering::SeqCst)
+    }
 }
 
 /// A channel to a primary's `netbuf.serve()`.
@@ -44,8 +116,17 @@ impl ConnectOptions {
 /// assert_eq!(netbuf::protocol::decode_int32s(reply), Some(vec![400, 500, 600]));
 /// # Ok::<(), netbuf::Error>(())
 /// ```
+///
+/// # Replies and errors
+/// Replies come in request order.  When a blocking call fails because it
+/// timed out, was cancelled, lost the connection or panicked inside netbuf
+/// while requests were in flight, the connection is closed and their
+/// replies are discarded: the next `send` connects again and no later
+/// `recv` can return a reply meant for an earlier request.
 pub struct Client {
     channel: Channel,
+    timeout: Option<Duration>,
+    canceller: Canceller,
 }
 
 impl Client {
@@ -59,9 +140,30 @@ impl Client {
 
     /// [`Client::connect`] with settings beyond the connection string.
     pub fn connect_with(conninfo: &str, options: &ConnectOptions) -> Result<Client> {
-        let mut channel = Channel::start(conninfo, options.max_message_size)?;
-        block(&mut channel, Channel::poll_connect)?;
-        Ok(Client { channel })
+        let mut client = Client {
+            channel: Channel::start(conninfo, options.max_message_size)?,
+            timeout: options.timeout,
+            canceller: Canceller::new()?,
+        };
+        client.block(Channel::poll_connect)?;
+        Ok(client)
+    }
+
+    /// Limit how long each later blocking call (`send`, `queue`, `flush`,
+    /// `recv`, `request`) may wait; past it the call fails with
+    /// [`Error::Timeout`].  `None`: no limit.
+    pub fn set_timeout(&mut self, timeout: Option<Duration>) {
+        self.timeout = timeout;
+    }
+
+    /// A handle that cancels this client's blocking calls from another thread.
+    pub fn canceller(&self) -> Canceller {
+        self.canceller.clone()
+    }
+
+    /// Requests sent whose replies have not been received yet.
+    pub fn in_flight(&self) -> usize {
+        self.channel.in_flight()
     }
 
     /// Send one message (at least one byte: its op code) and flush it.
@@ -74,18 +176,18 @@ impl Client {
     /// it can).  For pipelining: queue many, `flush` once, then `recv` the
     /// replies, which come in request order.
     pub fn queue(&mut self, message: &[u8]) -> Result<()> {
-        block(&mut self.channel, |c| c.poll_send(message))
+        self.block(|c| c.poll_send(message))
     }
 
     /// Send everything queued.  (`recv` flushes too.)
     pub fn flush(&mut self) -> Result<()> {
-        block(&mut self.channel, Channel::poll_flush)
+        self.block(Channel::poll_flush)
     }
 
     /// Wait for the next message.  `Ok(None)` when the primary ended the
     /// stream.  The slice borrows the client until the next call.
     pub fn recv(&mut self) -> Result<Option<&[u8]>> {
-        match block(&mut self.channel, Channel::poll_recv)? {
+        match self.block(Channel::poll_recv)? {
             Received::Message => Ok(self.channel.message().map(|m| m.as_bytes())),
             Received::EndOfStream => Ok(None),
         }
@@ -106,35 +208,97 @@ impl Client {
     pub fn close(self) {}
 }
 
-/// Repeat a step, waiting on the socket between tries, until it is done.
-fn block<T>(
-    channel: &mut Channel,
-    mut step: impl FnMut(&mut Channel) -> Result<Step<T>>,
-) -> Result<T> {
-    loop {
-        match step(channel)? {
-            Step::Ready(value) => return Ok(value),
-            Step::Wait(wait) => wait_socket(channel, wait)?,
+impl Client {
+    /// Repeat a step, waiting on the socket between tries, until it is done,
+    /// the timeout passes or a cancel arrives.  A call that gives up with
+    /// something in flight resets the channel (see [`Client`]).
+    fn block<T>(&mut self, mut step: impl FnMut(&mut Channel) -> Result<Step<T>>) -> Result<T> {
+        let deadline = self.timeout.map(|t| Instant::now() + t);
+        let guard = ResetOnUnwind(&mut self.channel);
+        loop {
+            if self.canceller.take() {
+                return Err(give_up(
+                    guard.0,
+                    Error::Cancelled("the call was cancelled".into()),
+                ));
+            }
+            let wait = match step(guard.0)? {
+                Step::Ready(value) => return Ok(value),
+                Step::Wait(wait) => wait,
+            };
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                let after = self.timeout.unwrap_or_default();
+                return Err(give_up(
+                    guard.0,
+                    Error::Timeout(format!("the call timed out after {after:?}")),
+                ));
+            }
+            wait_socket(guard.0, wait, left, &self.canceller)?;
         }
     }
 }
 
-fn wait_socket(channel: &Channel, wait: Wait) -> Result<()> {
+/// Resets the channel if a panic unwinds out of a step: whatever it was
+/// doing cannot be trusted, and the caller may catch the panic and go on.
+struct ResetOnUnwind<'a>(&'a mut Channel);
+
+impl Drop for ResetOnUnwind<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.reset("a panic");
+        }
+    }
+}
+
+/// The caller stops waiting: reset the channel if that leaves anything
+/// behind, and return the error.
+fn give_up(channel: &mut Channel, error: Error) -> Error {
+    if channel.needs_reset() {
+        let why = match &error {
+            Error::Timeout(_) => "a timeout",
+            _ => "a cancel",
+        };
+        channel.reset(why);
+    }
+    error
+}
+
+fn wait_socket(
+    channel: &Channel,
+    wait: Wait,
+    left: Option<Duration>,
+    canceller: &Canceller,
+) -> Result<()> {
     let events = match wait {
         Wait::Read => libc::POLLIN,
         Wait::Write => libc::POLLIN | libc::POLLOUT,
     };
-    let mut pollfd = libc::pollfd {
-        fd: channel.socket(),
-        events,
-        revents: 0,
+    let mut pollfds = [
+        libc::pollfd {
+            fd: channel.socket(),
+            events,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: canceller.0.wake_read.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    let left_ms = left.map(|l| l.as_millis().max(1) as u64);
+    let timeout = match (channel.wait_timeout_ms(), left_ms) {
+        (Some(a), Some(b)) => a.min(b),
+        (Some(a), None) | (None, Some(a)) => a,
+        (None, None) => u64::MAX,
     };
-    let timeout = match channel.wait_timeout_ms() {
-        Some(ms) => ms.min(i32::MAX as u64) as libc::c_int,
-        None => -1,
+    let timeout = if timeout == u64::MAX {
+        -1
+    } else {
+        timeout.min(i32::MAX as u64) as libc::c_int
     };
-    // SAFETY: pollfd is one valid, initialised pollfd for the whole call.
-    if unsafe { libc::poll(&mut pollfd, 1, timeout) } < 0 {
+    // SAFETY: pollfds is an array of two valid, initialised pollfd.
+    if unsafe { libc::poll(pollfds.as_mut_ptr(), 2, timeout) } < 0 {
         let error = io::Error::last_os_error();
         if error.kind() != io::ErrorKind::Interrupted {
             return Err(Error::ConnectionLost(format!(
@@ -142,6 +306,6 @@ fn wait_socket(channel: &Channel, wait: Wait) -> Result<()> {
             )));
         }
     }
-    // Readiness, timeout or EINTR: the step itself decides what happened.
+    // Readiness, timeout, cancel or EINTR: the caller decides what happened.
     Ok(())
 }

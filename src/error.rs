@@ -27,6 +27,20 @@ pub enum Error {
     #[error("netbuf: lost the connection to the primary: {0}")]
     ConnectionLost(String),
 
+    /// The channel was reset because a caller gave up on it (an ERROR,
+    /// a timeout or a cancel) while replies were in flight; they were
+    /// discarded with the connection.  The next send connects again.
+    #[error("netbuf: {0}")]
+    Reset(String),
+
+    /// A blocking call of the Rust API waited longer than its timeout.
+    #[error("netbuf: {0}")]
+    Timeout(String),
+
+    /// A blocking call of the Rust API was cancelled through a `Canceller`.
+    #[error("netbuf: {0}")]
+    Cancelled(String),
+
     /// The caller passed something netbuf cannot send or use.
     #[error("netbuf: {0}")]
     InvalidArgument(String),
@@ -61,6 +75,8 @@ impl Error {
             Error::Connect(_) => "08001",         // sqlclient_unable_to_establish_sqlconnection
             Error::Primary(e) => &e.sqlstate,
             Error::ConnectionLost(_) => "08006", // connection_failure
+            Error::Reset(_) => "08003",          // connection_does_not_exist
+            Error::Timeout(_) | Error::Cancelled(_) => "57014", // query_canceled
             Error::InvalidArgument(_) => "22023", // invalid_parameter_value
             Error::Internal(_) => "XX000",       // internal_error
         }
@@ -79,7 +95,9 @@ impl Error {
     pub fn hint(&self) -> Option<&str> {
         match self {
             Error::Primary(e) => e.hint.as_deref(),
-            Error::ConnectionLost(_) => Some("The next send on this channel connects again."),
+            Error::ConnectionLost(_) | Error::Reset(_) => {
+                Some("The next send on this channel connects again.")
+            }
             _ => None,
         }
     }

@@ -25,5 +25,5 @@ mod backend_exports;
 #[cfg(feature = "backend")]
 mod shim_api;
 
-pub use client::{Client, ConnectOptions};
+pub use client::{Canceller, Client, ConnectOptions};
 pub use error::{Error, PrimaryError, Result};

@@ -102,11 +102,17 @@ pub fn add300(request: &[u8], reply: &mut [u8]) -> Result<usize, BadRequest> {
             need: payload.len(),
         });
     }
-    let values = decode_int32s(payload).ok_or(BadRequest::PartialValue(request.len()))?;
-    if let Some(&bad) = values.iter().find(|v| v.checked_add(300).is_none()) {
+    // Decoded in place, twice, rather than into a Vec: on the primary an
+    // allocation failure would abort the backend, and with it the server.
+    let values = || {
+        payload
+            .chunks_exact(4)
+            .map(|c| i32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    };
+    if let Some(bad) = values().find(|v| v.checked_add(300).is_none()) {
         return Err(BadRequest::OutOfRange(bad));
     }
-    for (slot, value) in reply.chunks_exact_mut(4).zip(values) {
+    for (slot, value) in reply.chunks_exact_mut(4).zip(values()) {
         slot.copy_from_slice(&(value + 300).to_be_bytes());
     }
     Ok(payload.len())

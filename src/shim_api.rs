@@ -1,9 +1,11 @@
-//! The C ABI that c_shim/ calls: the functions declared in
+//! The C ABI that c_shim/ calls: the table `NbRustApi` declared in
 //! c_shim/netbuf_shim.h, implemented over the same core as the Rust API.
 //!
 //! Every function here returns a status and fills an `NbError`; none of them
 //! blocks, calls into the backend or lets a panic out (a panic becomes an
-//! `XX000` error and poisons the channel it happened on).
+//! `XX000` error and resets the channel it happened on).  None of them is
+//! exported: C reaches them only through [`NB_RUST_API`], whose address
+//! `_PG_init` hands to the shim (src/backend_exports.rs).
 
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -25,7 +27,24 @@ mod bindings {
     include!(concat!(env!("OUT_DIR"), "/shim_bindings.rs"));
 }
 
-pub(crate) use bindings::{NbChannel, NbError, NbPanicPoint, NbStatus};
+pub(crate) use bindings::{NbChannel, NbError, NbPanicPoint, NbRustApi, NbStatus};
+
+/// The table the C shim calls through (see c_shim/netbuf_shim.h).
+pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
+    connect_start: Some(nb_connect_start),
+    connect_continue: Some(nb_connect_continue),
+    socket: Some(nb_socket),
+    wait_timeout_ms: Some(nb_wait_timeout_ms),
+    send: Some(nb_send),
+    flush: Some(nb_flush),
+    recv: Some(nb_recv),
+    in_flight: Some(nb_in_flight),
+    reset: Some(nb_reset),
+    close: Some(nb_close),
+    op_add300: Some(nb_op_add300),
+    set_max_message_size: Some(nb_set_max_message_size),
+    set_panic_point: Some(nb_set_panic_point),
+};
 
 /// The largest reply channels opened from now on accept: the standby's
 /// GUC netbuf.max_message_size, set through `nb_set_max_message_size`.
@@ -50,15 +69,13 @@ fn injected_panic(point: NbPanicPoint) {
 }
 
 /// Called by the GUC's assign hook (c_shim/module.c).
-#[unsafe(no_mangle)]
-pub extern "C" fn nb_set_panic_point(point: NbPanicPoint) {
+extern "C" fn nb_set_panic_point(point: NbPanicPoint) {
     PANIC_POINT.store(point as u32, Ordering::Relaxed);
 }
 
 /// Called by the GUC's assign hook (c_shim/serve.c); the GUC's bounds keep
 /// it within the range `Channel::start` accepts.
-#[unsafe(no_mangle)]
-pub extern "C" fn nb_set_max_message_size(nbytes: c_int) {
+extern "C" fn nb_set_max_message_size(nbytes: c_int) {
     if let Ok(nbytes) = usize::try_from(nbytes) {
         MAX_MESSAGE_SIZE.store(nbytes, Ordering::Relaxed);
     }
@@ -148,9 +165,7 @@ fn on_channel(
         Err(payload) => {
             let error = panic_error(payload);
             // SAFETY: as above; the step's borrow ended with the unwind.
-            let _ = catch_unwind(AssertUnwindSafe(|| unsafe {
-                (*chan).poison(error.clone())
-            }));
+            let _ = catch_unwind(AssertUnwindSafe(|| unsafe { (*chan).poison(&error) }));
             error
         }
     };
@@ -160,8 +175,7 @@ fn on_channel(
 
 /// # Safety
 /// `conninfo` must be NULL or NUL-terminated; `err` must be NULL or valid.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_connect_start(
+unsafe extern "C" fn nb_connect_start(
     conninfo: *const c_char,
     err: *mut NbError,
 ) -> *mut NbChannel {
@@ -190,15 +204,13 @@ pub unsafe extern "C" fn nb_connect_start(
 
 /// # Safety
 /// `chan` must be NULL or from nb_connect_start and not closed.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_connect_continue(chan: *mut NbChannel, err: *mut NbError) -> NbStatus {
+unsafe extern "C" fn nb_connect_continue(chan: *mut NbChannel, err: *mut NbError) -> NbStatus {
     on_channel(chan, err, |c| c.poll_connect().map(status))
 }
 
 /// # Safety
 /// `chan` must be NULL or from nb_connect_start and not closed.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_socket(chan: *const NbChannel) -> c_int {
+unsafe extern "C" fn nb_socket(chan: *const NbChannel) -> c_int {
     // SAFETY: NULL or a live channel, per the contract.
     match unsafe { chan.cast::<Channel>().as_ref() } {
         Some(channel) => channel.socket(),
@@ -208,8 +220,7 @@ pub unsafe extern "C" fn nb_socket(chan: *const NbChannel) -> c_int {
 
 /// # Safety
 /// `chan` must be NULL or from nb_connect_start and not closed.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_wait_timeout_ms(chan: *const NbChannel) -> c_long {
+unsafe extern "C" fn nb_wait_timeout_ms(chan: *const NbChannel) -> c_long {
     // SAFETY: NULL or a live channel, per the contract.
     match unsafe { chan.cast::<Channel>().as_ref() }.and_then(Channel::wait_timeout_ms) {
         Some(ms) => ms.min(c_long::MAX as u64) as c_long,
@@ -219,8 +230,7 @@ pub unsafe extern "C" fn nb_wait_timeout_ms(chan: *const NbChannel) -> c_long {
 
 /// # Safety
 /// `chan` must be NULL or live; `data` must be NULL or valid for `nbytes`.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_send(
+unsafe extern "C" fn nb_send(
     chan: *mut NbChannel,
     data: *const c_char,
     nbytes: c_int,
@@ -247,15 +257,13 @@ pub unsafe extern "C" fn nb_send(
 
 /// # Safety
 /// `chan` must be NULL or from nb_connect_start and not closed.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_flush(chan: *mut NbChannel, err: *mut NbError) -> NbStatus {
+unsafe extern "C" fn nb_flush(chan: *mut NbChannel, err: *mut NbError) -> NbStatus {
     on_channel(chan, err, |c| c.poll_flush().map(status))
 }
 
 /// # Safety
 /// `chan` must be NULL or live; `data` and `nbytes` must be valid pointers.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_recv(
+unsafe extern "C" fn nb_recv(
     chan: *mut NbChannel,
     data: *mut *const c_char,
     nbytes: *mut c_int,
@@ -280,9 +288,38 @@ pub unsafe extern "C" fn nb_recv(
 }
 
 /// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed.
+unsafe extern "C" fn nb_in_flight(chan: *const NbChannel) -> c_int {
+    // SAFETY: NULL or a live channel, per the contract.
+    match unsafe { chan.cast::<Channel>().as_ref() } {
+        Some(channel) => c_int::try_from(channel.in_flight()).unwrap_or(c_int::MAX),
+        None => 0,
+    }
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed; `why` NULL
+/// or NUL-terminated.
+unsafe extern "C" fn nb_reset(chan: *mut NbChannel, why: *const c_char) {
+    let chan = chan.cast::<Channel>();
+    if chan.is_null() {
+        return;
+    }
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let why = if why.is_null() {
+            "an ERROR".into()
+        } else {
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            unsafe { CStr::from_ptr(why) }.to_string_lossy()
+        };
+        // SAFETY: a live channel per the contract; the backend is single-threaded.
+        unsafe { (*chan).reset(&why) };
+    }));
+}
+
+/// # Safety
 /// `chan` must be NULL or from nb_connect_start, and is invalid afterwards.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_close(chan: *mut NbChannel) {
+unsafe extern "C" fn nb_close(chan: *mut NbChannel) {
     if chan.is_null() {
         return;
     }
@@ -294,8 +331,7 @@ pub unsafe extern "C" fn nb_close(chan: *mut NbChannel) {
 
 /// # Safety
 /// `request` valid for `nbytes`, `reply` writable for `reply_cap` bytes.
-#[unsafe(no_mangle)]
-pub unsafe extern "C" fn nb_op_add300(
+unsafe extern "C" fn nb_op_add300(
     request: *const c_char,
     nbytes: c_int,
     reply: *mut c_char,

@@ -268,12 +268,12 @@ fn idle_channel_outlives_timeouts_holds_no_snapshot_and_blocks_no_drop_database(
     // Idle for longer than statement_timeout and the idle timeouts (1 s).
     sleep(Duration::from_millis(2500));
     let row = p.primary.must(
-        "SELECT state, backend_xmin IS NULL, backend_xid IS NULL FROM pg_stat_activity \
-         WHERE application_name = 'idle_timeouts'",
+        "SELECT state, xact_start IS NULL, backend_xmin IS NULL, backend_xid IS NULL \
+         FROM pg_stat_activity WHERE application_name = 'idle_timeouts'",
     );
     assert_eq!(
-        row, "active|t|t",
-        "the idle channel holds a snapshot or an xid"
+        row, "idle|t|t|t",
+        "the idle channel holds a transaction, a snapshot or an xid"
     );
     // DROP DATABASE waits for every backend to absorb a ProcSignalBarrier.
     p.primary.must("CREATE DATABASE drop_me");

@@ -587,7 +587,7 @@ pub fn pg_bindir() -> PathBuf {
 }
 
 /// The OS user that server-side commands run as: None when not root.
-fn server_user() -> Option<&'static str> {
+pub fn server_user() -> Option<&'static str> {
     static USER: OnceLock<Option<String>> = OnceLock::new();
     USER.get_or_init(|| {
         // SAFETY: geteuid cannot fail.

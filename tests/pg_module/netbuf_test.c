@@ -9,14 +9,17 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "fmgr.h"
 #include "libpq/libpq.h"
 #include "libpq/pqformat.h"
 #include "port/pg_bswap.h"
 #include "miscadmin.h"
+#include "parser/analyze.h"
 #include "storage/latch.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 #include "utils/wait_event.h"
 
@@ -81,14 +84,80 @@ handle_fail(const char *request, int nbytes, StringInfo reply)
 			 errmsg("netbuf_test: handler 'F' failed on purpose")));
 }
 
+/* ---- primary side: handlers that touch the database (issue 8) ---- */
+
+/*
+ * 'Q' + an SQL string: run it with SPI and reply 'Q' + the first column of
+ * the first row as text, or 'Q' + the number of rows processed when it
+ * returned none.  Registered with plain netbuf_register_handler, so it runs
+ * in a transaction of its own (whatever transaction netbuf gives handlers
+ * that need one): the tests check that its locks, snapshot and writes end
+ * with the request, not with the channel.
+ */
+static void
+handle_query(const char *request, int nbytes, StringInfo reply)
+{
+	char	   *sql = pnstrdup(request + 1, nbytes - 1);
+	int			ret;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "netbuf_test: SPI_connect failed");
+	ret = SPI_execute(sql, false, 0);
+	if (ret < 0)
+		elog(ERROR, "netbuf_test: SPI_execute failed: %s", SPI_result_code_string(ret));
+
+	/* Built before SPI_finish, which frees what SPI_getvalue allocated. */
+	appendStringInfoChar(reply, 'Q');
+	if (SPI_tuptable != NULL && SPI_processed > 0)
+	{
+		char	   *value = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+
+		if (value != NULL)
+			appendStringInfoString(reply, value);
+	}
+	else
+		appendStringInfo(reply, UINT64_FORMAT, SPI_processed);
+	SPI_finish();
+}
+
+/*
+ * netbuf_test.fail_secure_search_path: when on (ALTER ROLE ... SET), the
+ * query with which netbuf secures a new channel's search_path fails, so a
+ * test can check that a failed set-up never leaves a usable channel.
+ */
+static bool fail_secure_search_path = false;
+static post_parse_analyze_hook_type prev_post_parse_analyze_hook = NULL;
+
+static void
+refuse_secure_search_path(ParseState *pstate, Query *query, JumbleState *jstate)
+{
+	if (prev_post_parse_analyze_hook)
+		prev_post_parse_analyze_hook(pstate, query, jstate);
+	if (fail_secure_search_path && pstate->p_sourcetext != NULL &&
+		strstr(pstate->p_sourcetext, "set_config('search_path'") != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("netbuf_test: refusing to secure search_path (netbuf_test.fail_secure_search_path is on)")));
+}
+
 void
 _PG_init(void)
 {
+	DefineCustomBoolVariable("netbuf_test.fail_secure_search_path",
+							 "Makes the query that secures search_path fail (for tests).",
+							 NULL, &fail_secure_search_path, false,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	prev_post_parse_analyze_hook = post_parse_analyze_hook;
+	post_parse_analyze_hook = refuse_secure_search_path;
+
 	load_file("libnetbuf", false);
 	netbuf_register_handler('R', handle_reverse);
 	netbuf_register_handler('S', handle_sleep);
 	netbuf_register_handler('z', handle_empty);
 	netbuf_register_handler('F', handle_fail);
+
+	/* Handlers that touch the database (issue 8). */
+	netbuf_register_handler('Q', handle_query);
 }
 
 /* ---- standby side: the seed's calls ---- */

@@ -1,0 +1,358 @@
+//! Smaller defects of issue 8, item 5: what libnetbuf.so exports, an
+//! extension schema squatted by another role, and 'N' requests of any size
+//! or content never crashing the primary.
+//!
+//! Needs `make install` first; `make test` does it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{Node, Pair, PairOptions, psql, server_user, shared_pair};
+use netbuf::protocol::encode_add300;
+use netbuf::{Client, Error};
+
+// ---- exports -------------------------------------------------------------
+
+/// The LANGUAGE C functions of the extension scripts: the X of each
+/// `'MODULE_PATHNAME', 'X'` in sql/*.sql.
+fn c_functions() -> BTreeSet<String> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sql");
+    let mut names = BTreeSet::new();
+    for entry in std::fs::read_dir(&dir).expect("sql/") {
+        let path = entry.expect("sql/ entry").path();
+        if path.extension().is_none_or(|e| e != "sql") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("an extension script");
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find("'MODULE_PATHNAME'") {
+            rest = &rest[i + "'MODULE_PATHNAME'".len()..];
+            let Some(after) = rest.trim_start().strip_prefix(',') else {
+                continue;
+            };
+            let Some(after) = after.trim_start().strip_prefix('\'') else {
+                continue;
+            };
+            let name = after.split('\'').next().unwrap_or_default();
+            assert!(!name.is_empty(), "empty symbol name in {}", path.display());
+            names.insert(name.to_owned());
+        }
+    }
+    assert!(
+        names.contains("netbuf_serve"),
+        "no netbuf_serve in {}: {names:?}",
+        dir.display()
+    );
+    names
+}
+
+/// The names `nm -D --defined-only` lists for `lib`.
+fn dynamic_exports(lib: &Path) -> BTreeSet<String> {
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(lib)
+        .output()
+        .unwrap_or_else(|e| panic!("running nm (binutils) on {}: {e}", lib.display()));
+    assert!(
+        out.status.success(),
+        "nm -D --defined-only {} failed: {}",
+        lib.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().last())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The library `make` built and the one `make install` put where the
+/// servers load it from.
+fn built_libraries() -> Vec<PathBuf> {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let pg_config = std::env::var_os("PG_CONFIG").unwrap_or_else(|| "pg_config".into());
+    let out = Command::new(&pg_config)
+        .arg("--pkglibdir")
+        .output()
+        .expect("pg_config --pkglibdir");
+    assert!(out.status.success(), "pg_config --pkglibdir failed");
+    let pkglibdir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    vec![
+        target.join("release/libnetbuf.so"),
+        pkglibdir.join("libnetbuf.so"),
+    ]
+}
+
+/// PostgreSQL loads modules with RTLD_GLOBAL: any other exported name can
+/// interpose on, or be interposed by, another module's symbol.
+#[test]
+fn libnetbuf_exports_only_postgresql_entry_points() {
+    let mut allowed: BTreeSet<String> = ["Pg_magic_func", "_PG_init"].map(String::from).into();
+    for f in c_functions() {
+        allowed.insert(format!("pg_finfo_{f}"));
+        allowed.insert(f);
+    }
+    for lib in built_libraries() {
+        assert!(
+            lib.exists(),
+            "{} is missing: run `make install` (the backend build) first",
+            lib.display()
+        );
+        let exports = dynamic_exports(&lib);
+        let missing: Vec<_> = allowed.difference(&exports).collect();
+        let extra: Vec<_> = exports.difference(&allowed).collect();
+        assert!(
+            missing.is_empty(),
+            "{} lacks PostgreSQL entry points {missing:?} (not a backend build?); it exports {exports:?}",
+            lib.display()
+        );
+        assert!(
+            extra.is_empty(),
+            "{} exports {} names beyond PostgreSQL's entry points {allowed:?}: {extra:?}",
+            lib.display(),
+            extra.len()
+        );
+    }
+}
+
+// ---- extension schema ----------------------------------------------------
+
+fn sql_in(node: &Node, db: &str, stmts: &[&str]) -> Result<String, String> {
+    psql(&node.conninfo_db(db, "postgres"), stmts)
+}
+
+/// CVE-2023-39417 class: a role with CREATE on the database makes schema
+/// netbuf first; CREATE EXTENSION must not put netbuf's objects into it
+/// (its owner could replace or wrap them).
+#[test]
+fn create_extension_refuses_a_netbuf_schema_made_by_another_role() {
+    let p = shared_pair();
+    p.primary.must("CREATE DATABASE nb_squatted");
+    p.primary.must("CREATE DATABASE nb_unsquatted");
+    p.primary.must("CREATE ROLE mallory");
+    p.primary
+        .must("GRANT CREATE ON DATABASE nb_squatted TO mallory");
+    sql_in(
+        &p.primary,
+        "nb_squatted",
+        &["SET ROLE mallory", "CREATE SCHEMA netbuf"],
+    )
+    .expect("mallory creates schema netbuf");
+
+    let created = sql_in(&p.primary, "nb_squatted", &["CREATE EXTENSION netbuf"]);
+    let in_schema = sql_in(
+        &p.primary,
+        "nb_squatted",
+        &[
+            "SELECT coalesce(string_agg(what, ', ' ORDER BY what), '') FROM ( \
+             SELECT 'function ' || oid::regprocedure::text AS what FROM pg_proc \
+              WHERE pronamespace = 'netbuf'::regnamespace \
+             UNION ALL SELECT 'relation ' || relname FROM pg_class \
+              WHERE relnamespace = 'netbuf'::regnamespace \
+             UNION ALL SELECT 'type ' || typname FROM pg_type \
+              WHERE typnamespace = 'netbuf'::regnamespace) o",
+        ],
+    )
+    .expect("list the squatted schema");
+    let extension = sql_in(
+        &p.primary,
+        "nb_squatted",
+        &["SELECT count(*) FROM pg_extension WHERE extname = 'netbuf'"],
+    )
+    .expect("pg_extension");
+    match created {
+        Ok(_) => panic!(
+            "CREATE EXTENSION netbuf adopted schema netbuf owned by mallory; \
+             it now holds: {in_schema:?}"
+        ),
+        Err(e) => {
+            let lower = e.to_lowercase();
+            assert!(
+                lower.contains("schema") && lower.contains("netbuf"),
+                "the refusal should say that schema netbuf is the problem: {e}"
+            );
+            eprintln!("CREATE EXTENSION netbuf refused: {e}");
+        }
+    }
+    assert_eq!(in_schema, "", "objects left in mallory's schema netbuf");
+    assert_eq!(extension, "0", "extension netbuf recorded in nb_squatted");
+
+    // The refusal is about the squatted schema: where there is none, the
+    // extension installs, in a schema its creator owns, and serves.
+    sql_in(&p.primary, "nb_unsquatted", &["CREATE EXTENSION netbuf"])
+        .expect("CREATE EXTENSION netbuf in a database without a squatted schema");
+    assert_eq!(
+        sql_in(
+            &p.primary,
+            "nb_unsquatted",
+            &["SELECT pg_get_userbyid(nspowner) FROM pg_namespace WHERE nspname = 'netbuf'"]
+        )
+        .unwrap(),
+        "postgres"
+    );
+    let mut client =
+        Client::connect(&p.primary.conninfo_db("nb_unsquatted", "postgres")).expect("connect");
+    assert_eq!(client.request(b"Eok").expect("echo"), b"Eok");
+}
+
+// ---- 'N' of any size -----------------------------------------------------
+
+/// `count` values spread over the int32 range that 'N' accepts.
+fn values(count: usize) -> Vec<i32> {
+    (0..count)
+        .map(|i| (i as i64 * 7919 % 4_000_000_000 - 2_000_000_000) as i32)
+        .collect()
+}
+
+fn expected_reply(values: &[i32]) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|v| (v + 300).to_be_bytes())
+        .collect()
+}
+
+fn expect_out_of_range(client: &mut Client, request: &[u8], what: &str) {
+    match client.request(request) {
+        Err(Error::Primary(e)) => {
+            assert_eq!(e.sqlstate, "22003", "{what}: {e:?}");
+            assert!(e.message.contains("out of range"), "{what}: {e:?}");
+        }
+        other => panic!("{what} should be refused with 22003, got {other:?}"),
+    }
+}
+
+/// A 60 MB 'N' request (under the default 64 MB netbuf.max_message_size)
+/// is answered correctly or refused with an ERROR; out-of-range values are
+/// refused with 22003, in a small or a huge request; the primary never
+/// crash-restarts.
+#[test]
+fn huge_and_out_of_range_add300_requests_get_an_answer_or_an_error() {
+    let p = shared_pair();
+    let postmaster = p.primary.postmaster_pid();
+    let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
+
+    let vals = values(60 * 1024 * 1024 / 4);
+    let request = encode_add300(&vals);
+    match client.request(&request) {
+        Ok(reply) => assert!(
+            reply == expected_reply(&vals),
+            "wrong reply of {} bytes to a {}-byte 'N' request",
+            reply.len(),
+            request.len()
+        ),
+        Err(Error::Primary(e)) => eprintln!("the 60 MB 'N' request was refused: {e}"),
+        Err(e) => panic!("the 60 MB 'N' request failed: {e:?}"),
+    }
+    assert_eq!(client.request(b"Eafter").expect("echo"), b"Eafter");
+
+    expect_out_of_range(
+        &mut client,
+        &encode_add300(&[1, i32::MAX - 299, 2]),
+        "a small 'N' with i32::MAX - 299",
+    );
+    let mut huge_bad = vals;
+    *huge_bad.last_mut().unwrap() = i32::MAX;
+    expect_out_of_range(
+        &mut client,
+        &encode_add300(&huge_bad),
+        "a 60 MB 'N' ending with i32::MAX",
+    );
+    assert_eq!(
+        client.request(&encode_add300(&[1, 2])).expect("'N' after"),
+        expected_reply(&[1, 2])
+    );
+
+    assert_eq!(p.primary.postmaster_pid(), postmaster);
+    p.primary.assert_no_crash();
+}
+
+fn status_kb(pid: i32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// The same 60 MB request to a serving backend whose address space is
+/// capped (prlimit --as: RLIMIT_AS) at 160 MB above its current size: room
+/// for a 64 MB request buffer and a 64 MB reply buffer, not for another
+/// copy of the payload.  An allocation netbuf cannot make must end as an ERROR:
+/// a Rust allocation failure aborts, and an abort in a backend makes the
+/// postmaster restart every backend.  Its own pair, since on failure it
+/// takes the whole primary down.
+#[test]
+fn an_add300_request_the_backend_has_no_memory_for_never_crashes_the_primary() {
+    let pair = Pair::start(PairOptions::default());
+    let p = &pair.primary;
+    // A bystander channel that a crash-restart would kill.
+    let mut bystander = Client::connect(&p.conninfo()).expect("connect");
+    assert_eq!(bystander.request(b"Ebefore").expect("echo"), b"Ebefore");
+
+    let mut client =
+        Client::connect(&format!("{} application_name=nb_capped", p.conninfo())).expect("connect");
+    assert_eq!(client.request(b"Eready").expect("echo"), b"Eready");
+    let pid: i32 = p
+        .must("SELECT pid FROM pg_stat_activity WHERE application_name = 'nb_capped'")
+        .parse()
+        .expect("the serving backend's pid");
+    let vm_kb = status_kb(pid, "VmSize");
+    let cap = (vm_kb + 160 * 1024) * 1024;
+    // As the servers' OS user: prlimit on another user's process needs
+    // CAP_SYS_RESOURCE, which the test may lack even as root.
+    let mut prlimit = match server_user() {
+        Some(user) => {
+            let mut c = Command::new("runuser");
+            c.args(["-u", user, "--", "prlimit"]);
+            c
+        }
+        None => Command::new("prlimit"),
+    };
+    let out = prlimit
+        .arg(format!("--pid={pid}"))
+        .arg(format!("--as={cap}"))
+        .output()
+        .expect("run prlimit (util-linux)");
+    assert!(
+        out.status.success(),
+        "prlimit --pid={pid} --as={cap} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let vals = values(60 * 1024 * 1024 / 4);
+    let outcome = client.request(&encode_add300(&vals));
+    let outcome = match outcome {
+        Ok(reply) if reply == expected_reply(&vals) => "answered correctly".to_owned(),
+        Ok(reply) => panic!("wrong reply of {} bytes", reply.len()),
+        Err(Error::Primary(e)) => format!("refused: {e}"),
+        Err(e) => panic!(
+            "the capped serving backend (VmSize {} MB + 160 MB) did not answer or refuse \
+             the 60 MB 'N' request: {e:?}\n{}",
+            vm_kb / 1024,
+            p.log_tail()
+        ),
+    };
+    eprintln!(
+        "60 MB 'N' request to a serving backend capped at VmSize {} MB + 160 MB: {outcome}",
+        vm_kb / 1024
+    );
+    p.assert_no_crash();
+    assert_eq!(
+        client
+            .request(b"Enext")
+            .expect("the capped channel goes on"),
+        b"Enext"
+    );
+    assert_eq!(
+        bystander
+            .request(b"Eafter")
+            .expect("the bystander channel survived"),
+        b"Eafter"
+    );
+}
