@@ -371,6 +371,12 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	pgstat_report_activity(STATE_RUNNING, NULL);
 	if (transaction)
 	{
+		/*
+		 * Such a handler may take a while: let the replies queued before it
+		 * go now rather than after it (without waiting for the socket).
+		 */
+		if (pq_flush_if_writable() != 0)
+			netbuf_serve_exit();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());

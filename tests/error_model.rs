@@ -590,6 +590,56 @@ fn error_between_send_and_recv_never_shifts_replies() {
     s.echo(&echo_msg(tag, "z"));
 }
 
+/// Issue 8, item 5: the buffer netbuf_recv returned stays valid when the
+/// next netbuf_send reconnects, so a reply can be forwarded as it is.  A
+/// 300 kB reply (malloc gives such a block its own mapping, so a use after
+/// free would fault rather than read stale bytes) is received, the channel
+/// is reset by an ERROR with a request in flight, and the reply's buffer is
+/// sent on the reset channel: the echo must be exactly that reply.
+/// Seen failing before the fix: the echo was the abandoned request's reply.
+#[test]
+fn a_reply_forwarded_after_a_reset_arrives_intact() {
+    let _lock = shared();
+    let p = pair();
+    let tag = "em_forward";
+    let s = Session::standby(p);
+    open_session_channel(p, &s, tag);
+    let big: Vec<u8> = [
+        echo_msg(tag, "big"),
+        (0..300_000u32).map(|i| (i % 251) as u8).collect(),
+    ]
+    .concat();
+    s.must(&format!(
+        "SELECT netbuf_test.session_queue(ARRAY[{}])",
+        lit(&big)
+    ));
+    let got = bytea_value(
+        "recv",
+        s.query("SELECT netbuf_test.session_recv()").unwrap(),
+    );
+    assert_eq!(got.len(), big.len(), "the 300 kB echo");
+    s.must("BEGIN");
+    s.must(&format!(
+        "SELECT netbuf_test.session_send({})",
+        lit(&echo_msg(tag, "abandoned"))
+    ));
+    s.must_fail("SELECT 1/0", "22012");
+    s.must("ROLLBACK");
+    let forwarded = bytea_value(
+        "forward",
+        s.query("SELECT netbuf_test.session_forward_last()")
+            .unwrap(),
+    );
+    assert!(
+        forwarded == big,
+        "the forwarded reply came back as {} ({} bytes)",
+        show(&forwarded[..forwarded.len().min(64)]),
+        forwarded.len()
+    );
+    s.echo(&echo_msg(tag, "after"));
+    p.standby.assert_no_crash();
+}
+
 /// The same inside a PL/pgSQL block with an EXCEPTION clause (a
 /// subtransaction aborts); the next exchange is made in the same
 /// transaction, right after the subtransaction aborted, and again after.

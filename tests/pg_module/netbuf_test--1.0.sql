@@ -26,3 +26,5 @@ CREATE FUNCTION @extschema@.session_disconnect() RETURNS void
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_session_disconnect';
 CREATE FUNCTION @extschema@.leak(conninfo text) RETURNS void
   LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_leak';
+CREATE FUNCTION @extschema@.session_forward_last() RETURNS bytea
+  LANGUAGE C AS 'MODULE_PATHNAME', 'netbuf_test_session_forward_last';

@@ -42,13 +42,8 @@ handle_reverse(const char *request, int nbytes, StringInfo reply)
 
 /*
  * 'S' + int32 milliseconds: sleep (interruptibly), then reply "S".
- *
- * The replies to the requests before it that are still queued are sent
- * first: the serve loop flushes only once its input is drained, so without
- * this the earlier replies of a pipeline would wait for the sleep too, and
- * a test could not receive some replies of a pipeline and then be
- * interrupted while waiting for this one.  A failed flush marks the client
- * connection lost; the next CHECK_FOR_INTERRUPTS ends the backend.
+ * (netbuf sends the replies queued before a handler that runs in a
+ * transaction, so a pipeline's earlier replies do not wait for the sleep.)
  */
 static void
 handle_sleep(const char *request, int nbytes, StringInfo reply)
@@ -56,8 +51,6 @@ handle_sleep(const char *request, int nbytes, StringInfo reply)
 	StringInfoData msg = {unconstify(char *, request), nbytes, nbytes, 1};
 	int			ms = pq_getmsgint(&msg, 4);
 	TimestampTz end = GetCurrentTimestamp() + (TimestampTz) ms * 1000;
-
-	(void) pq_flush();
 
 	while (GetCurrentTimestamp() < end)
 	{
@@ -385,6 +378,36 @@ netbuf_test_session_queue(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* netbuf's buffer of the last reply session_recv returned, and its length. */
+static char *session_last_reply = NULL;
+static int	session_last_len = 0;
+
+/*
+ * session_forward_last() -> bytea: netbuf_send the buffer of the last reply
+ * session_recv returned, as it is (netbuf.h: it stays valid until the next
+ * netbuf_recv, even when this send reconnects), then return the reply.
+ */
+PG_FUNCTION_INFO_V1(netbuf_test_session_forward_last);
+Datum
+netbuf_test_session_forward_last(PG_FUNCTION_ARGS)
+{
+	char	   *reply;
+	int			len;
+	bytea	   *result;
+
+	if (session_conn == NULL || session_last_reply == NULL)
+		elog(ERROR, "netbuf_test: no reply to forward");
+	netbuf_send(session_conn, session_last_reply, session_last_len);
+	session_last_reply = NULL;
+	len = netbuf_recv(session_conn, &reply, NULL);
+	if (len < 0)
+		PG_RETURN_NULL();
+	result = palloc(VARHDRSZ + len);
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), reply, len);
+	PG_RETURN_BYTEA_P(result);
+}
+
 /*
  * session_recv() -> bytea: the next reply on the session channel; NULL when
  * the primary ended the stream.  It opens nothing: without a session
@@ -403,6 +426,8 @@ netbuf_test_session_recv(PG_FUNCTION_ARGS)
 	len = netbuf_recv(session_conn, &reply, NULL);
 	if (len < 0)
 		PG_RETURN_NULL();
+	session_last_reply = reply;
+	session_last_len = len;
 	result = palloc(VARHDRSZ + len);
 	SET_VARSIZE(result, VARHDRSZ + len);
 	memcpy(VARDATA(result), reply, len);
