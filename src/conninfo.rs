@@ -1,15 +1,23 @@
 //! From a user's connection string to the parameters netbuf connects with.
 //!
-//! libpq's rules apply (key=value or URI, environment defaults), with four
-//! netbuf rules on top: no dbname means `postgres`; `application_name`
-//! defaults to `netbuf`; TCP keepalives and
+//! libpq's rules apply (key=value or URI, service file, environment
+//! defaults), with four netbuf rules on top: no dbname means `postgres`;
+//! `application_name` defaults to `netbuf`; TCP keepalives and
 //! tcp_user_timeout default to a silent peer being noticed within about
 //! 30 s; a `replication` connection is refused, since it would start a
 //! walsender instead of a backend that can run `CALL netbuf.serve()`.
 //!
+//! netbuf's defaults are the weakest source, as libpq's own are: a
+//! parameter of the string wins, then a `service=` entry of pg_service.conf,
+//! then the environment.  libpq has no API to read a service entry, so
+//! [`service`] follows its lookup to learn which defaults the entry leaves
+//! to netbuf.
+//!
 //! No error built here shows a password: see [`secrets`].
 
-use std::ffi::CString;
+use std::ffi::{CStr, CString, OsString};
+use std::os::unix::ffi::OsStringExt;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -31,7 +39,7 @@ pub(crate) struct ConnectParams {
 /// 30 s: probes after 15 s idle, every 5 s, 3 unanswered ones end it; data
 /// unacknowledged for 30 s ends it too.  The kernel answers probes, so a
 /// handler that takes longer than this is not mistaken for a dead peer.
-/// Any of them in the connection string wins; libpq
+/// Any of them in the connection string or its service entry wins; libpq
 /// ignores them for Unix sockets.
 const SILENT_PEER_DEFAULTS: [(&str, &str); 5] = [
     ("keepalives", "1"),
@@ -40,6 +48,19 @@ const SILENT_PEER_DEFAULTS: [(&str, &str); 5] = [
     ("keepalives_count", "3"),
     ("tcp_user_timeout", "30000"),
 ];
+
+/// The sysconfdir libpq was built with: where it looks for pg_service.conf
+/// when PGSYSCONFDIR is unset.  Hard-coded to Debian's (libpq5 is built
+/// with sysconfdir /etc/postgresql-common), not taken from `pg_config
+/// --sysconfdir` at build time: pg_config describes a server installation,
+/// which need not be the libpq netbuf links (a relocated copy such as the
+/// tests' private one reports its own path), and the Rust API must build
+/// without it.  For another libpq build, set NETBUF_LIBPQ_SYSCONFDIR when
+/// compiling netbuf.
+const LIBPQ_SYSCONFDIR: &str = match option_env!("NETBUF_LIBPQ_SYSCONFDIR") {
+    Some(dir) => dir,
+    None => "/etc/postgresql-common",
+};
 
 fn cstring(text: &str, what: &str) -> Result<CString> {
     CString::new(text).map_err(|_| Error::InvalidConninfo(format!("{what} contains a NUL byte")))
@@ -87,14 +108,60 @@ pub(crate) struct Environment {
     /// PGDATABASE is set (libpq uses it, even empty, before any default).
     pub(crate) pgdatabase: bool,
     pub(crate) pgconnect_timeout: Option<String>,
+    pub(crate) pgservice: Option<String>,
+    pub(crate) pgservicefile: Option<PathBuf>,
+    pub(crate) pgsysconfdir: Option<PathBuf>,
+    /// libpq's home directory: HOME if set and not empty, else the home of
+    /// the effective user's passwd entry (in a backend: the server's OS
+    /// user).  That is what Debian's libpq 15 does (checked: with HOME=/x,
+    /// `psql service=s` reads /x/.pg_service.conf; with HOME unset or
+    /// empty, the passwd entry's); older libpq read only the passwd entry.
+    pub(crate) home: Option<PathBuf>,
 }
 
 impl Environment {
     pub(crate) fn from_process() -> Environment {
+        let path = |name| std::env::var_os(name).map(PathBuf::from);
         Environment {
             pgdatabase: std::env::var_os("PGDATABASE").is_some(),
             pgconnect_timeout: std::env::var("PGCONNECT_TIMEOUT").ok(),
+            pgservice: std::env::var("PGSERVICE").ok(),
+            pgservicefile: path("PGSERVICEFILE"),
+            pgsysconfdir: path("PGSYSCONFDIR"),
+            home: path("HOME")
+                .filter(|home| !home.as_os_str().is_empty())
+                .or_else(passwd_home),
         }
+    }
+}
+
+/// The home directory of the effective user, from the passwd database.
+fn passwd_home() -> Option<PathBuf> {
+    let mut buffer = vec![0u8; 4096];
+    loop {
+        // SAFETY: passwd is plain data that getpwuid_r fills; buffer is
+        // writable for its whole length; result is set to NULL or &entry.
+        let mut entry: libc::passwd = unsafe { std::mem::zeroed() };
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = unsafe {
+            libc::getpwuid_r(
+                libc::geteuid(),
+                &mut entry,
+                buffer.as_mut_ptr().cast(),
+                buffer.len(),
+                &mut result,
+            )
+        };
+        if rc == libc::ERANGE && buffer.len() < 1 << 20 {
+            buffer.resize(buffer.len() * 2, 0);
+            continue;
+        }
+        if rc != 0 || result.is_null() || entry.pw_dir.is_null() {
+            return None;
+        }
+        // SAFETY: pw_dir points into buffer, NUL-terminated.
+        let dir = unsafe { CStr::from_ptr(entry.pw_dir) };
+        return Some(PathBuf::from(OsString::from_vec(dir.to_bytes().to_vec())));
     }
 }
 
@@ -114,12 +181,32 @@ impl ConnectParams {
             .map_err(|libpq_message| secrets::parse_error(conninfo, libpq_message))?;
         secrets::check_parsed(conninfo, &options)?;
 
-        if options.get("replication").is_some_and(|v| is_true(&v)) {
+        let keywords = libpq_keywords().unwrap_or_default();
+        let service_name = options.get("service").or_else(|| env.pgservice.clone());
+        let service = match &service_name {
+            Some(name) => service::lookup(
+                &service::Sources {
+                    name,
+                    service_file: env.pgservicefile.as_deref(),
+                    home: env.home.as_deref(),
+                    sysconf_dir: env
+                        .pgsysconfdir
+                        .as_deref()
+                        .unwrap_or(Path::new(LIBPQ_SYSCONFDIR)),
+                },
+                keywords,
+            ),
+            None => service::Entry::Absent,
+        };
+        // The string's value, else the service entry's, as libpq decides.
+        let setting = |key: &str| options.get(key).or_else(|| service.value(key));
+
+        if setting("replication").is_some_and(|v| is_true(&v)) {
             return Err(Error::InvalidConninfo(
-                "netbuf needs an ordinary connection: remove \"replication\" from the connection string".into(),
+                "netbuf needs an ordinary connection: remove \"replication\" from the connection string (or its service entry)".into(),
             ));
         }
-        let connect_timeout = match options.get("connect_timeout") {
+        let connect_timeout = match setting("connect_timeout") {
             Some(v) => parse_connect_timeout(&v)?,
             None => match &env.pgconnect_timeout {
                 Some(v) => parse_connect_timeout(v)?,
@@ -134,15 +221,16 @@ impl ConnectParams {
             c"fallback_application_name".to_owned(),
         ];
         let mut values = vec![conninfo_c, c"netbuf".to_owned()];
-        // Later keys would override the string's, so add only what it does
-        // not set (nor, for dbname, the environment).
-        let has_dbname = options.get("dbname").is_some_and(|v| !v.is_empty());
+        // Later keys would override the string's and the service's, so add
+        // only what neither sets (nor, for dbname, the environment).
+        let has_dbname =
+            options.get("dbname").is_some_and(|v| !v.is_empty()) || service.sets_nonempty("dbname");
         if !has_dbname && !env.pgdatabase {
             keys.push(c"dbname".to_owned());
             values.push(c"postgres".to_owned());
         }
         for (key, value) in SILENT_PEER_DEFAULTS {
-            if options.get(key).is_none() {
+            if options.get(key).is_none() && !service.sets(key) {
                 keys.push(cstring(key, key)?);
                 values.push(cstring(value, key)?);
             }
@@ -769,11 +857,175 @@ pub(crate) mod libpq_parse {
     }
 }
 
+/// libpq's service lookup (fe-connect.c: parseServiceInfo and
+/// parseServiceFile), to learn what a `service=` entry sets.
+///
+/// The name comes from `service` in the string, else PGSERVICE.  The first
+/// file is PGSERVICEFILE if set, else ~/.pg_service.conf if it exists; if
+/// the entry is not there, PGSYSCONFDIR/pg_service.conf (or libpq's
+/// sysconfdir).  Only the first `[name]` group of a file counts, up to the
+/// next group; within it, `key=value` lines (whitespace trimmed at the ends
+/// of the line only), `#` comments, and the first setting of a key wins.
+/// Where libpq would fail (a file it cannot read, a syntax error, no such
+/// entry) the outcome here does not matter: the connection fails with
+/// libpq's message, so the entry counts as absent.
+pub(crate) mod service {
+    use std::io::ErrorKind;
+    use std::path::Path;
+
+    /// libpq reads lines with a 1024-byte fgets buffer and rejects a line
+    /// that fills it.
+    const MAX_LINE: usize = 1023;
+
+    pub(crate) struct Sources<'a> {
+        pub(crate) name: &'a str,
+        /// PGSERVICEFILE.
+        pub(crate) service_file: Option<&'a Path>,
+        /// libpq's home directory (for ~/.pg_service.conf).
+        pub(crate) home: Option<&'a Path>,
+        /// PGSYSCONFDIR, else libpq's compiled-in sysconfdir.
+        pub(crate) sysconf_dir: &'a Path,
+    }
+
+    #[derive(Debug, PartialEq)]
+    pub(crate) enum Entry {
+        /// No service, or none libpq would use.
+        Absent,
+        /// The entry's settings, in file order, first setting of each key.
+        Settings(Vec<(String, String)>),
+        /// The entry has an LDAP line: what it sets is libpq's to know.
+        /// Counts as setting everything, so netbuf adds no default to it.
+        Opaque,
+    }
+
+    impl Entry {
+        pub(crate) fn value(&self, key: &str) -> Option<String> {
+            match self {
+                Entry::Settings(settings) => settings
+                    .iter()
+                    .find(|(k, _)| k == key)
+                    .map(|(_, v)| v.clone()),
+                Entry::Absent | Entry::Opaque => None,
+            }
+        }
+
+        pub(crate) fn sets(&self, key: &str) -> bool {
+            matches!(self, Entry::Opaque) || self.value(key).is_some()
+        }
+
+        /// libpq treats an empty dbname as none (it falls back to the user
+        /// name), as netbuf does for the string's.
+        pub(crate) fn sets_nonempty(&self, key: &str) -> bool {
+            matches!(self, Entry::Opaque) || self.value(key).is_some_and(|v| !v.is_empty())
+        }
+    }
+
+    /// libpq's reading of one file: Err where it fails, Ok(None) where the
+    /// group is not in it.
+    type FileResult = Result<Option<Entry>, ()>;
+
+    pub(crate) fn lookup(sources: &Sources, keywords: &[String]) -> Entry {
+        let first = match sources.service_file {
+            Some(file) => Some(file.to_path_buf()),
+            None => sources
+                .home
+                .map(|home| home.join(".pg_service.conf"))
+                .filter(|file| file.metadata().is_ok()),
+        };
+        if let Some(file) = first {
+            match read_group(&file, sources.name, keywords) {
+                Ok(Some(entry)) => return entry,
+                Ok(None) => {}
+                Err(()) => return Entry::Absent,
+            }
+        }
+        let system = sources.sysconf_dir.join("pg_service.conf");
+        if system.metadata().is_err() {
+            return Entry::Absent;
+        }
+        match read_group(&system, sources.name, keywords) {
+            Ok(Some(entry)) => entry,
+            Ok(None) | Err(()) => Entry::Absent,
+        }
+    }
+
+    fn read_group(file: &Path, name: &str, keywords: &[String]) -> FileResult {
+        let content = match std::fs::read(file) {
+            Ok(content) => content,
+            // libpq's fopen succeeds on a directory and its fgets reads
+            // nothing.
+            Err(e) if e.kind() == ErrorKind::IsADirectory => Vec::new(),
+            Err(_) => return Err(()),
+        };
+        parse_group(&content, name, keywords)
+    }
+
+    /// The line without the leading and trailing bytes C's isspace() skips.
+    fn trim_c_space(mut line: &[u8]) -> &[u8] {
+        while let [first, rest @ ..] = line
+            && super::is_space(*first)
+        {
+            line = rest;
+        }
+        while let [rest @ .., last] = line
+            && super::is_space(*last)
+        {
+            line = rest;
+        }
+        line
+    }
+
+    /// parseServiceFile over a file's bytes.
+    pub(crate) fn parse_group(content: &[u8], name: &str, keywords: &[String]) -> FileResult {
+        let mut settings: Option<Vec<(String, String)>> = None;
+        for raw in content.split_inclusive(|&b| b == b'\n') {
+            if raw.len() >= MAX_LINE {
+                return Err(());
+            }
+            let line = trim_c_space(raw);
+            if line.is_empty() || line[0] == b'#' {
+                continue;
+            }
+            if line[0] == b'[' {
+                if settings.is_some() {
+                    break;
+                }
+                let group = &line[1..];
+                if group.starts_with(name.as_bytes()) && group.get(name.len()) == Some(&b']') {
+                    settings = Some(Vec::new());
+                }
+                continue;
+            }
+            let Some(settings) = settings.as_mut() else {
+                continue;
+            };
+            if line.starts_with(b"ldap") {
+                return Ok(Some(Entry::Opaque));
+            }
+            let Some(equals) = line.iter().position(|&b| b == b'=') else {
+                return Err(());
+            };
+            let key = String::from_utf8_lossy(&line[..equals]).into_owned();
+            if key == "service" || !keywords.contains(&key) {
+                return Err(());
+            }
+            if settings.iter().all(|(k, _)| *k != key) {
+                let value = String::from_utf8_lossy(&line[equals + 1..]).into_owned();
+                settings.push((key, value));
+            }
+        }
+        Ok(settings.map(Entry::Settings))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::libpq_parse::{Complaint, Part, Span};
     use super::secrets::Secrets;
+    use super::service::{Entry, Sources};
     use super::*;
+    use std::fs;
+    use std::sync::atomic::{AtomicU32, Ordering};
 
     /// No environment at all: the rules alone.
     fn no_env() -> Environment {
@@ -1288,5 +1540,245 @@ mod tests {
             refused > 5_000 && hidden > 1_000,
             "{refused} refused, {hidden} hidden"
         );
+    }
+
+    // ---- service entries ---------------------------------------------------
+
+    /// A fresh directory removed on drop.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> TempDir {
+            static COUNTER: AtomicU32 = AtomicU32::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "netbuf-conninfo-{}-{}",
+                std::process::id(),
+                COUNTER.fetch_add(1, Ordering::Relaxed)
+            ));
+            fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn write(&self, name: &str, text: &str) -> PathBuf {
+            let path = self.0.join(name);
+            fs::create_dir_all(path.parent().unwrap()).unwrap();
+            fs::write(&path, text).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn keywords() -> &'static [String] {
+        libpq_keywords().expect("keywords")
+    }
+
+    fn group(text: &str, name: &str) -> std::result::Result<Option<Entry>, ()> {
+        service::parse_group(text.as_bytes(), name, keywords())
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Option<Entry> {
+        Some(Entry::Settings(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ))
+    }
+
+    #[test]
+    fn service_file_syntax_follows_libpq() {
+        let text = "# comment\n\
+                    dbname=outside_any_group_is_ignored\n\
+                    [other]\nhost=o\n\
+                    [svc]  # libpq ignores what follows ']'\n\
+                    \t host=h1  \n\
+                    \n# another comment\n\
+                    dbname=d = with spaces\n\
+                    host=h2\n\
+                    [svc]\nport=99\n";
+        assert_eq!(
+            group(text, "svc"),
+            Ok(settings(&[("host", "h1"), ("dbname", "d = with spaces")]))
+        );
+        assert_eq!(group(text, "other"), Ok(settings(&[("host", "o")])));
+        assert_eq!(group(text, "missing"), Ok(None));
+        assert_eq!(group(text, "sv"), Ok(None), "a prefix is not a match");
+        assert_eq!(group("[svc]\n", "svc"), Ok(settings(&[])));
+        // What libpq refuses: the connection fails with libpq's message.
+        assert_eq!(group("[svc]\nnoequals\n", "svc"), Err(()));
+        assert_eq!(
+            group("[svc]\ndbname = x\n", "svc"),
+            Err(()),
+            "key with a space"
+        );
+        assert_eq!(group("[svc]\nbogus=1\n", "svc"), Err(()));
+        assert_eq!(group("[svc]\nservice=other\n", "svc"), Err(()));
+        let long = format!("[svc]\nhost={}\n", "h".repeat(1020));
+        assert_eq!(group(&long, "svc"), Err(()));
+        // ...but only inside the group read.
+        assert_eq!(
+            group("[svc]\nhost=h\n[x]\nbogus\n", "svc"),
+            Ok(settings(&[("host", "h")]))
+        );
+        // An LDAP line: settings known only to libpq.
+        assert_eq!(
+            group("[svc]\nldap://ldap.example/dc=x?y?sub?z\n", "svc"),
+            Ok(Some(Entry::Opaque))
+        );
+    }
+
+    #[test]
+    fn service_files_are_found_where_libpq_looks() {
+        let dir = TempDir::new();
+        let home = dir.0.join("home");
+        let sysconf = dir.0.join("etc");
+        dir.write("home/.pg_service.conf", "[a]\ndbname=from_home\n");
+        dir.write(
+            "etc/pg_service.conf",
+            "[a]\ndbname=from_sys\n[b]\ndbname=sys_b\n",
+        );
+        let explicit = dir.write("explicit.conf", "[a]\ndbname=from_env_file\n");
+        let lookup = |name: &str, service_file: Option<&Path>, home: Option<&Path>| {
+            service::lookup(
+                &Sources {
+                    name,
+                    service_file,
+                    home,
+                    sysconf_dir: &sysconf,
+                },
+                keywords(),
+            )
+            .value("dbname")
+        };
+        let s = |v: &str| Some(v.to_owned());
+        // PGSERVICEFILE first, then ~/.pg_service.conf, then sysconfdir.
+        assert_eq!(
+            lookup("a", Some(&explicit), Some(&home)),
+            s("from_env_file")
+        );
+        assert_eq!(lookup("a", None, Some(&home)), s("from_home"));
+        assert_eq!(lookup("a", None, None), s("from_sys"));
+        assert_eq!(
+            lookup("a", None, Some(&dir.0.join("nohome"))),
+            s("from_sys")
+        );
+        // Not in the first file: the system file.
+        assert_eq!(lookup("b", Some(&explicit), Some(&home)), s("sys_b"));
+        assert_eq!(lookup("b", None, Some(&home)), s("sys_b"));
+        // Found nowhere, or PGSERVICEFILE missing: libpq fails; absent here.
+        assert_eq!(lookup("c", None, Some(&home)), None);
+        assert_eq!(lookup("a", Some(&dir.0.join("nofile")), Some(&home)), None);
+        // A home directory without the file, and a system dir without one.
+        let empty = TempDir::new();
+        let none = service::lookup(
+            &Sources {
+                name: "a",
+                service_file: None,
+                home: Some(&empty.0),
+                sysconf_dir: &empty.0,
+            },
+            keywords(),
+        );
+        assert_eq!(none, Entry::Absent);
+    }
+
+    #[test]
+    fn service_entry_wins_over_netbuf_defaults() {
+        let dir = TempDir::new();
+        let file = dir.write(
+            "svc.conf",
+            "[full]\ndbname=svcdb\nkeepalives_idle=7\ntcp_user_timeout=1000\nconnect_timeout=4\n\
+             [plain]\nhost=h\n\
+             [emptydb]\ndbname=\n\
+             [walsender]\nreplication=database\n\
+             [ldap]\nldap://ldap.example/dc=x?y?sub?z\n",
+        );
+        let env = Environment {
+            pgservicefile: Some(file),
+            ..no_env()
+        };
+        let with = |conninfo: &str| ConnectParams::with_environment(conninfo, &env).unwrap();
+
+        let p = with("service=full");
+        assert_eq!(
+            value_of(&p, "dbname"),
+            ["service=full"],
+            "no dbname=postgres"
+        );
+        assert!(value_of(&p, "keepalives_idle").is_empty());
+        assert!(value_of(&p, "tcp_user_timeout").is_empty());
+        assert_eq!(value_of(&p, "keepalives_interval"), ["5"], "the rest stay");
+        assert_eq!(p.connect_timeout, Some(Duration::from_secs(4)));
+        // In a URI's query too.
+        let p = with("postgresql://h?service=full");
+        assert_eq!(value_of(&p, "dbname").len(), 1);
+        assert!(value_of(&p, "keepalives_idle").is_empty());
+        // The string's own settings win over the service's anyway.
+        let p = with("service=full connect_timeout=0");
+        assert_eq!(p.connect_timeout, None);
+
+        // An entry silent on them gets netbuf's defaults.
+        let p = with("service=plain");
+        assert_eq!(value_of(&p, "dbname"), ["service=plain", "postgres"]);
+        assert_eq!(value_of(&p, "keepalives_idle"), ["15"]);
+        let p = with("service=emptydb");
+        assert_eq!(value_of(&p, "dbname"), ["service=emptydb", "postgres"]);
+
+        // PGSERVICE names the entry when the string does not.
+        let env_service = Environment {
+            pgservice: Some("full".into()),
+            ..env.clone()
+        };
+        let p = ConnectParams::with_environment("host=x", &env_service).unwrap();
+        assert_eq!(value_of(&p, "dbname"), ["host=x"]);
+        let p = ConnectParams::with_environment("host=x service=plain", &env_service).unwrap();
+        assert_eq!(value_of(&p, "dbname"), ["host=x service=plain", "postgres"]);
+
+        // A service cannot make the channel a walsender either.
+        let e = ConnectParams::with_environment("service=walsender", &env)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("replication"), "{e}");
+
+        // LDAP: unknowable, so no default is added.
+        let p = with("service=ldap");
+        assert_eq!(value_of(&p, "dbname"), ["service=ldap"]);
+        assert!(value_of(&p, "keepalives").is_empty());
+
+        // Unknown service: libpq will say so; netbuf's defaults as usual.
+        let p = with("service=nosuch");
+        assert_eq!(value_of(&p, "dbname"), ["service=nosuch", "postgres"]);
+    }
+
+    #[test]
+    fn home_service_file_is_read_through_the_environment() {
+        let dir = TempDir::new();
+        dir.write(".pg_service.conf", "[h]\ndbname=homedb\n");
+        let env = Environment {
+            home: Some(dir.0.clone()),
+            pgsysconfdir: Some(dir.0.join("nothing-here")),
+            ..no_env()
+        };
+        let p = ConnectParams::with_environment("service=h", &env).unwrap();
+        assert_eq!(value_of(&p, "dbname"), ["service=h"]);
+        let env = Environment {
+            pgsysconfdir: Some(dir.0.clone()),
+            ..no_env()
+        };
+        dir.write("pg_service.conf", "[s]\nkeepalives=0\n");
+        let p = ConnectParams::with_environment("service=s", &env).unwrap();
+        assert!(value_of(&p, "keepalives").is_empty());
+        assert_eq!(value_of(&p, "keepalives_idle"), ["15"]);
+    }
+
+    #[test]
+    fn passwd_home_is_found() {
+        // The tests' user has a passwd entry (root or a build user).
+        assert!(passwd_home().is_some_and(|home| home.is_absolute()));
     }
 }
