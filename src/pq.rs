@@ -249,22 +249,39 @@ impl ConninfoOptions {
 
     /// The value given for `keyword`, if the string set it.
     pub(crate) fn get(&self, keyword: &str) -> Option<String> {
+        self.entries()
+            .find(|(key, _)| key.to_bytes() == keyword.as_bytes())
+            // SAFETY: val is NULL or a NUL-terminated string of the array.
+            .and_then(|(_, val)| unsafe { owned_text(val) })
+    }
+
+    /// The name of every option this libpq knows: the array lists them all,
+    /// set or not.
+    pub(crate) fn keywords(&self) -> Vec<String> {
+        self.entries()
+            .map(|(key, _)| key.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// (keyword, val) of each entry; val is NULL for an option not set.
+    fn entries(&self) -> impl Iterator<Item = (&CStr, *const c_char)> + '_ {
         let mut option = self.0.as_ptr();
-        loop {
+        std::iter::from_fn(move || {
             // SAFETY: the array from PQconninfoParse ends with an entry whose
             // keyword is NULL; we stop there and never read past it.
             let entry = unsafe { &*option };
             if entry.keyword.is_null() {
                 return None;
             }
-            // SAFETY: keyword and val are NULL or NUL-terminated strings.
-            let key = unsafe { CStr::from_ptr(entry.keyword) };
-            if key.to_bytes() == keyword.as_bytes() {
-                return unsafe { owned_text(entry.val) };
-            }
             // SAFETY: not yet at the terminating entry, so the next exists.
             option = unsafe { option.add(1) };
-        }
+            // SAFETY: a non-NULL keyword is a NUL-terminated string that
+            // lives as long as the array, which self owns.
+            Some((
+                unsafe { CStr::from_ptr(entry.keyword) },
+                entry.val.cast_const(),
+            ))
+        })
     }
 }
 
