@@ -109,7 +109,10 @@ impl Channel {
             )));
         }
         let params = ConnectParams::new(conninfo)?;
-        let conn = open(&params)?;
+        let conn = open(&params).map_err(|e| match e {
+            Error::Connect(m) => Error::Connect(params.redact(m)),
+            other => other,
+        })?;
         Ok(Channel {
             deadline: params.connect_deadline(),
             conn: Some(conn),
@@ -209,8 +212,14 @@ impl Channel {
     }
 
     /// Mark the channel unusable and return the error.  Nothing in flight
-    /// can arrive any more: the next send opens a new connection.
+    /// can arrive any more: the next send opens a new connection.  libpq's
+    /// messages pass through `ConnectParams::redact`.
     fn fail(&mut self, error: Error) -> Error {
+        let error = match error {
+            Error::Connect(m) => Error::Connect(self.params.redact(m)),
+            Error::ConnectionLost(m) => Error::ConnectionLost(self.params.redact(m)),
+            other => other,
+        };
         self.phase = Phase::Broken;
         self.broken = Some(error.clone());
         self.in_flight = 0;

@@ -30,6 +30,9 @@ pub(crate) struct ConnectParams {
     pub(crate) values: Vec<CString>,
     /// libpq ignores connect_timeout under PQconnectPoll; we keep the deadline.
     pub(crate) connect_timeout: Option<Duration>,
+    /// The password and sslpassword the string or its service entry set,
+    /// for [`ConnectParams::redact`].
+    secrets: Vec<String>,
 }
 
 /// A channel can sit idle for days, or wait on a slow handler, and must
@@ -235,13 +238,30 @@ impl ConnectParams {
                 values.push(cstring(value, key)?);
             }
         }
+        let secrets = ["password", "sslpassword"]
+            .into_iter()
+            .filter_map(setting)
+            .filter(|v| v.len() >= REDACT_MIN_LEN)
+            .collect();
         Ok(ConnectParams {
             keys,
             values,
             connect_timeout,
+            secrets,
+        })
+    }
+
+    /// A second safeguard for libpq's messages after a failed connection:
+    /// whatever they quote, the password never appears.  (Shorter values
+    /// than REDACT_MIN_LEN would mask ordinary words, not hide anything.)
+    pub(crate) fn redact(&self, text: String) -> String {
+        self.secrets.iter().fold(text, |text, secret| {
+            text.replace(secret.as_str(), "********")
         })
     }
 }
+
+const REDACT_MIN_LEN: usize = 4;
 
 /// libpq's `isspace` in the C locale, which its parsers use.
 fn is_space(byte: u8) -> bool {
@@ -1030,6 +1050,22 @@ mod tests {
     /// No environment at all: the rules alone.
     fn no_env() -> Environment {
         Environment::default()
+    }
+
+    #[test]
+    fn redact_hides_the_password_in_any_message() {
+        let params = ConnectParams::with_environment(
+            "host=h password='Hunter 2x' sslpassword=abcd",
+            &no_env(),
+        )
+        .unwrap();
+        assert_eq!(
+            params.redact("host \"Hunter 2x\" and abcd".into()),
+            "host \"********\" and ********"
+        );
+        let uri =
+            ConnectParams::with_environment("postgresql://u:s%40cret@h/db", &no_env()).unwrap();
+        assert_eq!(uri.redact("bad s@cret".into()), "bad ********");
     }
 
     fn params(conninfo: &str) -> Result<ConnectParams> {
