@@ -592,11 +592,11 @@ fn error_between_send_and_recv_never_shifts_replies() {
 
 /// Issue 8, item 5: the buffer netbuf_recv returned stays valid when the
 /// next netbuf_send reconnects, so a reply can be forwarded as it is.  A
-/// 300 kB reply (malloc gives such a block its own mapping, so a use after
-/// free would fault rather than read stale bytes) is received, the channel
+/// 300 kB reply is received, the channel
 /// is reset by an ERROR with a request in flight, and the reply's buffer is
 /// sent on the reset channel: the echo must be exactly that reply.
-/// Seen failing before the fix: the echo was the abandoned request's reply.
+/// Seen failing with the reconnect that freed the buffer (the bytes sent
+/// were no longer the reply's: 300,015 bytes came back, not equal).
 #[test]
 fn a_reply_forwarded_after_a_reset_arrives_intact() {
     let _lock = shared();
