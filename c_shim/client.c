@@ -10,7 +10,6 @@
  */
 #include "shim.h"
 
-#include "access/xlogrecovery.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "storage/latch.h"
@@ -25,7 +24,7 @@
  * terminate request raises its ERROR/FATAL here, outside any Rust frame.
  */
 static void
-netbuf_wait(NbChannel *chan, NbStatus status)
+netbuf_wait(NbChannel *chan, NbStatus status, NetbufWait which)
 {
 	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE;
 	long		timeout = nb_wait_timeout_ms(chan);
@@ -37,16 +36,16 @@ netbuf_wait(NbChannel *chan, NbStatus status)
 		events |= WL_TIMEOUT;
 
 	rc = WaitLatchOrSocket(MyLatch, events, nb_socket(chan), timeout,
-						   PG_WAIT_EXTENSION);
+						   netbuf_wait_event(which));
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }
 
 /* Wait and repeat until a step is no longer waiting. */
-#define NETBUF_RUN(chan, status, step) \
+#define NETBUF_RUN(chan, status, step, which) \
 	while (((status) = (step)) == NB_WAIT_READ || (status) == NB_WAIT_WRITE) \
-		netbuf_wait((chan), (status))
+		netbuf_wait((chan), (status), (which))
 
 NetbufConn *
 netbuf_client_connect(const char *conninfo)
@@ -81,7 +80,7 @@ netbuf_client_connect(const char *conninfo)
 
 	PG_TRY();
 	{
-		NETBUF_RUN(chan, status, nb_connect_continue(chan, &err));
+		NETBUF_RUN(chan, status, nb_connect_continue(chan, &err), NETBUF_WAIT_CONNECT);
 		if (status != NB_DONE)
 			netbuf_raise(&err);
 	}
@@ -104,7 +103,7 @@ netbuf_client_queue(NetbufConn *conn, const char *buffer, int nbytes)
 	NbError		err;
 
 	/* nb_send checks conn, buffer and nbytes and says what is wrong. */
-	NETBUF_RUN(CHANNEL(conn), status, nb_send(CHANNEL(conn), buffer, nbytes, &err));
+	NETBUF_RUN(CHANNEL(conn), status, nb_send(CHANNEL(conn), buffer, nbytes, &err), NETBUF_WAIT_SEND);
 	if (status != NB_DONE)
 		netbuf_raise(&err);
 }
@@ -115,7 +114,7 @@ netbuf_client_flush(NetbufConn *conn)
 	NbStatus	status;
 	NbError		err;
 
-	NETBUF_RUN(CHANNEL(conn), status, nb_flush(CHANNEL(conn), &err));
+	NETBUF_RUN(CHANNEL(conn), status, nb_flush(CHANNEL(conn), &err), NETBUF_WAIT_SEND);
 	if (status != NB_DONE)
 		netbuf_raise(&err);
 }
@@ -141,7 +140,7 @@ netbuf_client_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd)
 				 errmsg("netbuf: netbuf_recv needs a place to store the buffer pointer, got NULL")));
 
 	NETBUF_RUN(CHANNEL(conn), status,
-			   nb_recv(CHANNEL(conn), &data, &nbytes, &err));
+			   nb_recv(CHANNEL(conn), &data, &nbytes, &err), NETBUF_WAIT_RECV);
 
 	if (status == NB_ERROR)
 		netbuf_raise(&err);

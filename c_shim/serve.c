@@ -139,7 +139,7 @@ netbuf_serve_wait(bool want_write)
 					WL_SOCKET_READABLE | (want_write ? WL_SOCKET_WRITEABLE : 0),
 					NULL);
 	(void) WaitEventSetWait(FeBeWaitSet, -1, &event, 1,
-							want_write ? WAIT_EVENT_CLIENT_WRITE : WAIT_EVENT_CLIENT_READ);
+							netbuf_wait_event(want_write ? NETBUF_WAIT_SERVE_SEND : NETBUF_WAIT_SERVE_RECV));
 	if (event.events & WL_POSTMASTER_DEATH)
 		ereport(FATAL,
 				(errcode(ERRCODE_ADMIN_SHUTDOWN),
@@ -526,12 +526,10 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	/*
-	 * statement_timeout was armed once for the CALL and would end a channel
-	 * that lives longer; the channel's requests are not statements.  (The
-	 * idle timeouts only run between client commands, never during a CALL.)
+	 * statement_timeout (and, 17+, transaction_timeout) would end a channel
+	 * that lives longer than them: see pg_compat.h.
 	 */
-	if (get_timeout_active(STATEMENT_TIMEOUT))
-		disable_timeout(STATEMENT_TIMEOUT, false);
+	netbuf_disarm_timeouts();
 
 	/* CopyBothResponse: text format, no columns. */
 	pq_beginmessage(&start, 'W');

@@ -8,6 +8,7 @@
 #include "fmgr.h"
 
 #include "netbuf.h"
+#include "pg_compat.h"
 #include "netbuf_shim.h"
 
 /* Entry points exported through src/backend_exports.rs. */
@@ -17,7 +18,7 @@ extern const Pg_finfo_record *netbuf_shim_finfo_serve(void);
 extern Datum netbuf_shim_serve(PG_FUNCTION_ARGS);
 
 /* module.c */
-extern void netbuf_raise(const NbError *err) pg_attribute_noreturn();
+pg_noreturn extern void netbuf_raise(const NbError *err);
 
 /* client.c: the standby side of the function table. */
 extern NetbufConn *netbuf_client_connect(const char *conninfo);
@@ -30,5 +31,17 @@ extern void netbuf_client_flush(NetbufConn *conn);
 /* serve.c: the primary side. */
 extern void netbuf_serve_register_handler(unsigned char op, NetbufHandler handler);
 extern void netbuf_serve_init(void);
+
+/* wait_events.c: what pg_stat_activity shows while netbuf sleeps. */
+typedef enum NetbufWait
+{
+	NETBUF_WAIT_CONNECT,		/* standby: connecting to the primary */
+	NETBUF_WAIT_SEND,			/* standby: sending requests */
+	NETBUF_WAIT_RECV,			/* standby: waiting for a reply */
+	NETBUF_WAIT_SERVE_RECV,		/* primary: waiting for a request */
+	NETBUF_WAIT_SERVE_SEND,		/* primary: writing replies */
+	NETBUF_WAIT_COUNT
+} NetbufWait;
+extern uint32 netbuf_wait_event(NetbufWait which);
 
 #endif							/* NETBUF_SHIM_INTERNAL_H */
