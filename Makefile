@@ -35,11 +35,8 @@ endif
 # The C shim is compiled against the server headers: one cargo target dir
 # per major, so that switching majors rebuilds nothing.
 BACKEND_TARGET_DIR = target/pg$(PG)
-# The test module's objects likewise (a PGXS VPATH build).
-TEST_MODULE_BUILD = target/pg$(PG)/pg_module
 else
 BACKEND_TARGET_DIR = target
-TEST_MODULE_BUILD = tests/pg_module
 endif
 export PG_CONFIG
 
@@ -103,9 +100,15 @@ install-netbuf: lib
 	$(INSTALL_DATA) include/netbuf.h '$(DESTDIR)$(includedir_server)/extension/netbuf/'
 
 # The test/demo module: backend C code that uses netbuf.h as the seed does.
+# PGXS would keep objects built for another installation (PG=N): the
+# module is cleaned first when tests/pg_module/.built-for names another.
 install-test-module:
-	@mkdir -p $(TEST_MODULE_BUILD)
-	$(MAKE) -C $(TEST_MODULE_BUILD) -f $(CURDIR)/tests/pg_module/Makefile VPATH=$(CURDIR)/tests/pg_module install
+	@want="$(PG_CONFIG) $$($(PG_CONFIG) --version)"; \
+	if [ "$$(cat tests/pg_module/.built-for 2>/dev/null)" != "$$want" ]; then \
+		$(MAKE) --no-print-directory -C tests/pg_module clean >/dev/null && \
+		echo "$$want" >tests/pg_module/.built-for; \
+	fi
+	$(MAKE) -C tests/pg_module install
 
 # demo and test re-run make after deps, so that PGXS is included.
 demo: deps
