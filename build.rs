@@ -58,8 +58,13 @@ mod backend {
             .flag("-fvisibility=hidden")
             .flag("-Wall")
             .flag("-Wmissing-prototypes")
-            .flag("-Wno-unused-parameter");
-        for file in ["module.c", "client.c", "serve.c"] {
+            .flag("-Wno-unused-parameter")
+            // The module's version in PostgreSQL 18's magic block.
+            .define(
+                "NETBUF_VERSION",
+                format!("\"{}\"", env!("CARGO_PKG_VERSION")).as_str(),
+            );
+        for file in ["module.c", "client.c", "serve.c", "wait_events.c"] {
             shim.file(PathBuf::from("c_shim").join(file));
         }
         shim.compile("netbuf_shim");

@@ -23,7 +23,6 @@
 #include "shim.h"
 
 #include "access/xact.h"
-#include "access/xlogrecovery.h"
 #include "lib/ilist.h"
 #include "miscadmin.h"
 #include "storage/fd.h"
@@ -263,7 +262,7 @@ netbuf_end_call(NetbufConn *conn, NbStatus status, const NbError *err)
  * terminate request raises its ERROR/FATAL here, outside any Rust frame.
  */
 static void
-netbuf_wait(NbChannel *chan, NbStatus status)
+netbuf_wait(NbChannel *chan, NbStatus status, NetbufWait which)
 {
 	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE;
 	long		timeout = nb_rust->wait_timeout_ms(chan);
@@ -275,16 +274,16 @@ netbuf_wait(NbChannel *chan, NbStatus status)
 		events |= WL_TIMEOUT;
 
 	rc = WaitLatchOrSocket(MyLatch, events, nb_rust->socket(chan), timeout,
-						   PG_WAIT_EXTENSION);
+						   netbuf_wait_event(which));
 	if (rc & WL_LATCH_SET)
 		ResetLatch(MyLatch);
 	CHECK_FOR_INTERRUPTS();
 }
 
 /* Wait and repeat until a step is no longer waiting. */
-#define NETBUF_RUN(chan, status, step) \
+#define NETBUF_RUN(chan, status, step, which) \
 	while (((status) = (step)) == NB_WAIT_READ || (status) == NB_WAIT_WRITE) \
-		netbuf_wait((chan), (status))
+		netbuf_wait((chan), (status), (which))
 
 NetbufConn *
 netbuf_client_connect(const char *conninfo)
@@ -332,7 +331,7 @@ netbuf_client_connect(const char *conninfo)
 
 	PG_TRY();
 	{
-		NETBUF_RUN(chan, status, nb_rust->connect_continue(chan, &err));
+		NETBUF_RUN(chan, status, nb_rust->connect_continue(chan, &err), NETBUF_WAIT_CONNECT);
 		if (status != NB_DONE)
 			netbuf_raise(&err);
 	}
@@ -381,7 +380,7 @@ netbuf_client_queue(NetbufConn *conn, const char *buffer, int nbytes)
 	conn->send_xact = xact_generation;
 	conn->send_subid = GetCurrentSubTransactionId();
 	/* send checks buffer and nbytes and says what is wrong. */
-	NETBUF_RUN(chan, status, nb_rust->send(chan, buffer, nbytes, &err));
+	NETBUF_RUN(chan, status, nb_rust->send(chan, buffer, nbytes, &err), NETBUF_WAIT_SEND);
 	netbuf_end_call(conn, status, &err);
 }
 
@@ -392,7 +391,7 @@ netbuf_client_flush(NetbufConn *conn)
 	NbStatus	status;
 	NbError		err;
 
-	NETBUF_RUN(chan, status, nb_rust->flush(chan, &err));
+	NETBUF_RUN(chan, status, nb_rust->flush(chan, &err), NETBUF_WAIT_SEND);
 	netbuf_end_call(conn, status, &err);
 }
 
@@ -418,7 +417,7 @@ netbuf_client_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd)
 				 errmsg("netbuf: netbuf_recv needs a place to store the buffer pointer, got NULL")));
 
 	chan = netbuf_begin_call(conn);
-	NETBUF_RUN(chan, status, nb_rust->recv(chan, &data, &nbytes, &err));
+	NETBUF_RUN(chan, status, nb_rust->recv(chan, &data, &nbytes, &err), NETBUF_WAIT_RECV);
 	netbuf_end_call(conn, status, &err);
 
 	if (wait_fd != NULL)

@@ -41,7 +41,7 @@ static const NetbufFunctions netbuf_function_table = {
 const Pg_magic_struct *
 netbuf_shim_magic(void)
 {
-	static const Pg_magic_struct magic = PG_MODULE_MAGIC_DATA;
+	static const Pg_magic_struct magic = NETBUF_MODULE_MAGIC_DATA;
 
 	return &magic;
 }

@@ -213,7 +213,7 @@ netbuf_queue_reply(StringInfo reply)
 			netbuf_unsent = 0;
 			break;
 		}
-		netbuf_serve_wait(WL_SOCKET_WRITEABLE, WAIT_EVENT_CLIENT_WRITE);
+		netbuf_serve_wait(WL_SOCKET_WRITEABLE, netbuf_wait_event(NETBUF_WAIT_SERVE_SEND));
 	}
 }
 
@@ -379,6 +379,8 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 			netbuf_serve_exit();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		/* 17+ arms transaction_timeout here; requests are not sessions' transactions. */
+		netbuf_disarm_timeouts();
 		PushActiveSnapshot(GetTransactionSnapshot());
 	}
 	MemoryContextSwitchTo(message_context);
@@ -528,9 +530,9 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 					netbuf_serve_exit();
 				if (pq_is_send_pending())
 					netbuf_serve_wait(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE,
-									  WAIT_EVENT_CLIENT_WRITE);
+									  netbuf_wait_event(NETBUF_WAIT_SERVE_SEND));
 				else
-					netbuf_serve_wait(WL_SOCKET_READABLE, WAIT_EVENT_CLIENT_READ);
+					netbuf_serve_wait(WL_SOCKET_READABLE, netbuf_wait_event(NETBUF_WAIT_SERVE_RECV));
 				continue;
 			}
 			netbuf_read_message(&request);
@@ -646,12 +648,10 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/*
-	 * statement_timeout was armed once for the CALL and would end a channel
-	 * that lives longer; the channel's requests are not statements.  (The
-	 * idle timeouts only run between client commands, never during a CALL.)
+	 * statement_timeout (and, 17+, transaction_timeout) would end a channel
+	 * that lives longer than them: see pg_compat.h.
 	 */
-	if (get_timeout_active(STATEMENT_TIMEOUT))
-		disable_timeout(STATEMENT_TIMEOUT, false);
+	netbuf_disarm_timeouts();
 
 	/* CopyBothResponse: text format, no columns. */
 	pq_beginmessage(&start, 'W');

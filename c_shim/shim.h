@@ -8,6 +8,7 @@
 #include "fmgr.h"
 
 #include "netbuf.h"
+#include "pg_compat.h"
 #include "netbuf_shim.h"
 
 /* Entry points exported through src/backend_exports.rs. */
@@ -18,7 +19,7 @@ extern Datum netbuf_shim_serve(PG_FUNCTION_ARGS);
 
 /* module.c */
 extern const NbRustApi *nb_rust;	/* the Rust core, set by netbuf_shim_init */
-extern void netbuf_raise(const NbError *err) pg_attribute_noreturn();
+pg_noreturn extern void netbuf_raise(const NbError *err);
 
 /* client.c: the standby side of the function table. */
 extern NetbufConn *netbuf_client_connect(const char *conninfo);
@@ -34,5 +35,17 @@ extern void netbuf_serve_register_handler(unsigned char op, NetbufHandler handle
 extern void netbuf_serve_register_handler_ext(unsigned char op, NetbufHandler handler,
 											  int flags);
 extern void netbuf_serve_init(void);
+
+/* wait_events.c: what pg_stat_activity shows while netbuf sleeps. */
+typedef enum NetbufWait
+{
+	NETBUF_WAIT_CONNECT,		/* standby: connecting to the primary */
+	NETBUF_WAIT_SEND,			/* standby: sending requests */
+	NETBUF_WAIT_RECV,			/* standby: waiting for a reply */
+	NETBUF_WAIT_SERVE_RECV,		/* primary: waiting for a request */
+	NETBUF_WAIT_SERVE_SEND,		/* primary: writing replies */
+	NETBUF_WAIT_COUNT
+} NetbufWait;
+extern uint32 netbuf_wait_event(NetbufWait which);
 
 #endif							/* NETBUF_SHIM_INTERNAL_H */

@@ -11,7 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Node, Pair, PairOptions, psql, psql_command, shared_pair_with};
+use common::{Node, Pair, PairOptions, netbuf_wait_event, psql, psql_command, shared_pair_with};
 use netbuf::protocol::{decode_int32s, encode_add300};
 use netbuf::{Client, ConnectOptions, Error};
 
@@ -627,7 +627,7 @@ fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
 }
 
 /// Run sql in a psql on the standby and return once its backend sleeps on
-/// its latch inside netbuf (wait_event Extension), with the backend's pid.
+/// its latch inside netbuf (wait_event_type Extension), with the backend's pid.
 /// The caller waits for the child with `finish`.
 #[allow(clippy::zombie_processes)]
 fn start_blocked_standby_sql(p: &Pair, tag: &str, sql: &str) -> (Child, String) {
@@ -638,7 +638,7 @@ fn start_blocked_standby_sql(p: &Pair, tag: &str, sql: &str) -> (Child, String) 
         .expect("psql");
     let find = format!(
         "SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* {tag} */%' \
-         AND wait_event = 'Extension' AND pid <> pg_backend_pid()"
+         AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()"
     );
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -753,7 +753,7 @@ fn terminate_ends_a_standby_backend_blocked_in_send_within_a_second() {
         p.standby.must(&format!(
             "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
         )),
-        "Extension"
+        netbuf_wait_event("NetbufSend")
     );
     interrupt_within_a_second(
         &p.standby,
@@ -839,7 +839,7 @@ fn serving_backend_waiting_for_input_obeys_terminate() {
         p.primary.must(&format!(
             "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
         )),
-        "ClientRead"
+        netbuf_wait_event("NetbufServeRecv")
     );
     let t0 = Instant::now();
     assert_eq!(

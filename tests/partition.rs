@@ -13,7 +13,7 @@ use std::process::{Child, Command};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{NetnsPlace, Node, Pair, PairOptions, psql_command};
+use common::{NetnsPlace, Node, Pair, PairOptions, netbuf_wait_event, psql_command};
 use netbuf::Client;
 
 /// The primary's netbuf.peer_timeout in this test.
@@ -215,13 +215,14 @@ fn silent_partition_is_noticed_on_both_ends_and_healing_reconnects() {
         ),
     );
     // Everyone is in place: three requests asleep in the handler.
+    let recv = netbuf_wait_event("NetbufRecv");
     wait_for_backend(
         standby,
-        "query LIKE '%/* part_defaults */%' AND wait_event = 'Extension'",
+        &format!("query LIKE '%/* part_defaults */%' AND wait_event = '{recv}'"),
     );
     wait_for_backend(
         standby,
-        "query LIKE '%/* part_short */%' AND wait_event = 'Extension'",
+        &format!("query LIKE '%/* part_short */%' AND wait_event = '{recv}'"),
     );
     primary
         .wait_for(
@@ -233,8 +234,11 @@ fn silent_partition_is_noticed_on_both_ends_and_healing_reconnects() {
         .expect("three requests asleep in the handler");
     primary
         .wait_for(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('part_b', 'part_e') \
-             AND wait_event = 'ClientRead'",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name IN ('part_b', 'part_e') \
+                 AND wait_event = '{}'",
+                netbuf_wait_event("NetbufServeRecv")
+            ),
             "2",
             Duration::from_secs(20),
         )

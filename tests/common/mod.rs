@@ -586,6 +586,63 @@ pub fn pg_bindir() -> PathBuf {
         .clone()
 }
 
+/// The major version of the PostgreSQL under test (`$PG_CONFIG --version`),
+/// e.g. 17.
+pub fn pg_major() -> u32 {
+    static MAJOR: OnceLock<u32> = OnceLock::new();
+    *MAJOR.get_or_init(|| {
+        let pg_config = std::env::var_os("PG_CONFIG").unwrap_or_else(|| "pg_config".into());
+        let mut cmd = Command::new(&pg_config);
+        cmd.arg("--version");
+        let out = must_run(cmd, Duration::from_secs(30), "pg_config --version", None);
+        // "PostgreSQL 17.11" or "PostgreSQL 15.20 (Debian 15.20-0+deb12u1)"
+        out.stdout
+            .split_whitespace()
+            .nth(1)
+            .and_then(|v| v.split('.').next())
+            .and_then(|m| m.parse().ok())
+            .unwrap_or_else(|| panic!("cannot read a major version in {:?}", out.stdout))
+    })
+}
+
+/// What pg_stat_activity.wait_event shows while a backend waits inside
+/// netbuf for `event`: netbuf's own name from PostgreSQL 17 on (custom wait
+/// events), the generic event it stands for before.  `event` is one of
+/// NetbufConnect, NetbufSend, NetbufRecv (standby side), NetbufServeRecv
+/// and NetbufServeSend (serving side).
+pub fn netbuf_wait_event(event: &'static str) -> &'static str {
+    let generic = match event {
+        "NetbufConnect" | "NetbufSend" | "NetbufRecv" => "Extension",
+        "NetbufServeRecv" => "ClientRead",
+        "NetbufServeSend" => "ClientWrite",
+        other => panic!("{other} is not one of netbuf's wait events"),
+    };
+    if pg_major() >= 17 { event } else { generic }
+}
+
+/// The libpq of the installation under test, if it has its own: the
+/// servers must load it rather than the system's.  A relocatable build
+/// (scripts/fetch-postgres.sh) links its walreceiver to libpq through a
+/// RUNPATH of its build machine, so without this the walreceiver (and
+/// libnetbuf.so in every backend) would load the system's libpq, which may
+/// be older than the server and reject options that the server's own
+/// pg_basebackup -R writes into primary_conninfo (load_balance_hosts in 16,
+/// sslnegotiation in 17).  An installed server always has a libpq at least
+/// as new as itself.
+fn server_libdir() -> Option<&'static Path> {
+    static LIBDIR: OnceLock<Option<PathBuf>> = OnceLock::new();
+    LIBDIR
+        .get_or_init(|| {
+            let pg_config = std::env::var_os("PG_CONFIG").unwrap_or_else(|| "pg_config".into());
+            let mut cmd = Command::new(&pg_config);
+            cmd.arg("--libdir");
+            let out = must_run(cmd, Duration::from_secs(30), "pg_config --libdir", None);
+            let libdir = PathBuf::from(out.stdout.trim());
+            libdir.join("libpq.so.5").exists().then_some(libdir)
+        })
+        .as_deref()
+}
+
 /// The OS user that server-side commands run as: None when not root.
 pub fn server_user() -> Option<&'static str> {
     static USER: OnceLock<Option<String>> = OnceLock::new();
@@ -629,6 +686,9 @@ fn server_cmd_in(bin: &str, netns: Option<&str>) -> Command {
     argv.push(path.into());
     let mut cmd = Command::new(&argv[0]);
     cmd.args(&argv[1..]);
+    if let Some(libdir) = server_libdir() {
+        cmd.env("LD_LIBRARY_PATH", libdir);
+    }
     // The server user may not be able to read our cwd, and PostgreSQL
     // binaries fail when they cannot resolve it.
     cmd.current_dir("/");

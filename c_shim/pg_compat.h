@@ -1,0 +1,78 @@
+/*
+ * pg_compat.h -- what differs between the PostgreSQL majors netbuf builds
+ * against (14 to 18), in one place.
+ *
+ * The C files are written against the newest API where a name is only
+ * spelled differently, and against the oldest where a feature is new; each
+ * #if here says which major changed what.  Wait events are in
+ * wait_events.c, which is version-dependent as a whole.
+ */
+#ifndef NETBUF_PG_COMPAT_H
+#define NETBUF_PG_COMPAT_H
+
+#include "postgres.h"
+#include "fmgr.h"
+#include "utils/timeout.h"
+
+#if PG_VERSION_NUM < 140000
+#error "netbuf needs PostgreSQL 14 or later"
+#endif
+
+/*
+ * 18 removed pg_attribute_noreturn(), which went after a declaration, for
+ * pg_noreturn, which goes before it (C11 _Noreturn).  Before 18, the
+ * attribute placed before the declaration means the same to gcc and clang.
+ */
+#ifndef pg_noreturn
+#define pg_noreturn pg_attribute_noreturn()
+#endif
+
+/*
+ * The module magic block.  18 made PG_MODULE_MAGIC_DATA function-like and
+ * added the module's name and version, which pg_get_loaded_modules() shows.
+ * NETBUF_VERSION is Cargo's package version (build.rs).
+ */
+#if PG_VERSION_NUM >= 180000
+#define NETBUF_MODULE_MAGIC_DATA \
+	PG_MODULE_MAGIC_DATA(.name = "netbuf", .version = NETBUF_VERSION)
+#else
+#define NETBUF_MODULE_MAGIC_DATA PG_MODULE_MAGIC_DATA
+#endif
+
+/* 15 moved PrimaryConnInfo (primary_conninfo) to xlogrecovery.h. */
+#if PG_VERSION_NUM >= 150000
+#include "access/xlogrecovery.h"
+#else
+#include "access/xlog.h"
+#endif
+
+/* 15 renamed EmitWarningsOnPlaceholders (and made it reserve the prefix). */
+#if PG_VERSION_NUM < 150000
+#define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/* 17 replaced pq_buffer_has_data() with pq_buffer_remaining_data(). */
+#if PG_VERSION_NUM >= 170000
+#define pq_buffer_has_data() (pq_buffer_remaining_data() > 0)
+#endif
+
+/*
+ * The timeouts that the CALL of netbuf.serve() armed and that would end a
+ * channel living longer than them: statement_timeout, armed once for the
+ * CALL, and (17+) transaction_timeout, armed by every StartTransaction, so
+ * also by SPI_commit.  A channel's requests are neither statements nor
+ * transactions of the client's.  (The idle timeouts run only between client
+ * commands, never during a CALL.)
+ */
+static inline void
+netbuf_disarm_timeouts(void)
+{
+	if (get_timeout_active(STATEMENT_TIMEOUT))
+		disable_timeout(STATEMENT_TIMEOUT, false);
+#if PG_VERSION_NUM >= 170000
+	if (get_timeout_active(TRANSACTION_TIMEOUT))
+		disable_timeout(TRANSACTION_TIMEOUT, false);
+#endif
+}
+
+#endif							/* NETBUF_PG_COMPAT_H */
