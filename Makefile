@@ -133,7 +133,7 @@ fuzz:
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
 
 clean-netbuf:
