@@ -115,9 +115,11 @@ demo: deps
 	$(MAKE) --no-print-directory install install-test-module
 	$(CARGO) run --release --example demo
 
+# NETBUF_LIBNETBUF: the library just built (target/pgN with PG=N), whose
+# exports tests/hardening.rs checks.
 test: deps
 	$(MAKE) --no-print-directory install install-test-module
-	$(CARGO) test --release --no-fail-fast -- --test-threads=2
+	NETBUF_LIBNETBUF=$(CURDIR)/$(LIBNETBUF) $(CARGO) test --release --no-fail-fast -- --test-threads=2
 
 # Every major in turn, each against its own primary and standby.
 test-all:

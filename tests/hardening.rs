@@ -61,17 +61,20 @@ fn dynamic_exports(lib: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-/// The library `make` built and the one `make install` put where the
-/// servers load it from.
+/// The library `make` built (`$NETBUF_LIBNETBUF`, which `make test` sets:
+/// target/pgN with PG=N) and the one `make install` put where the servers
+/// load it from.
 fn built_libraries() -> Vec<PathBuf> {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
+    let built = std::env::var_os("NETBUF_LIBNETBUF")
         .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+        .unwrap_or_else(|| {
+            std::env::var_os("CARGO_TARGET_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+                .join("release/libnetbuf.so")
+        });
     let pkglibdir = PathBuf::from(pg_config("--pkglibdir"));
-    vec![
-        target.join("release/libnetbuf.so"),
-        pkglibdir.join("libnetbuf.so"),
-    ]
+    vec![built, pkglibdir.join("libnetbuf.so")]
 }
 
 /// PostgreSQL loads modules with RTLD_GLOBAL: any other exported name can

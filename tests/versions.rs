@@ -9,12 +9,13 @@
 //! Needs `make install install-test-module` first; `make test` does it.
 
 use std::io::Write;
-use std::thread::sleep;
+use std::net::Shutdown;
+use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
 use netbuf::Client;
 use netbuf_testkit::test_module::{bytea_literal, sleep_msg};
-use netbuf_testkit::wire::RawChannel;
+use netbuf_testkit::wire::{RawChannel, message};
 use netbuf_testkit::{
     BackgroundSql, Node, Pair, PairOptions, netbuf_wait_event, pg_major, serving_backend,
     serving_backend_waiting, shared_pair_with, tagged_conninfo,
@@ -197,16 +198,26 @@ fn serving_backend_shows_what_it_waits_for() {
     drop(client);
 
     // Writing replies: 200 echoes of 32 kB to a client that never reads
-    // fill the socket, and the rest of the replies wait to be sent.
+    // fill the socket, and the rest of the replies wait to be sent.  The
+    // serving backend stops reading requests once its replies cannot go
+    // out, so the requests are written by a thread of their own, which the
+    // shutdown of the socket ends.
     let tag = "wait_serve_write";
     // A client that never reads: the protocol by hand.
-    let mut raw = RawChannel::unix(&p.primary, tag);
-    let request = [vec![b'E'], vec![b'w'; 32 * 1024 - 1]].concat();
-    for _ in 0..200 {
-        raw.send(b'd', &request);
-    }
+    let raw = RawChannel::unix(&p.primary, tag);
+    let socket = raw.sock.try_clone().expect("the socket");
+    let writer = thread::spawn(move || {
+        let mut raw = raw;
+        let request = message(b'd', &[vec![b'E'], vec![b'w'; 32 * 1024 - 1]].concat());
+        for _ in 0..200 {
+            if raw.sock.write_all(&request).is_err() {
+                break;
+            }
+        }
+    });
     serving_backend_waiting(&p.primary, tag, netbuf_wait_event("NetbufServeSend"));
-    drop(raw);
+    socket.shutdown(Shutdown::Both).expect("shutdown");
+    writer.join().expect("the writer thread");
 
     p.primary.assert_no_crash();
     say_which_events("serving_backend_shows_what_it_waits_for");
