@@ -143,7 +143,8 @@ test-all:
 fuzz:
 	bash fuzz/run.sh
 
-lint:
+# deps first: clippy builds what make builds (bindgen, the server headers).
+lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
