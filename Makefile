@@ -3,7 +3,10 @@
 #   make            build libnetbuf.so (and the test module)
 #   make install    install libnetbuf.so, the extension and netbuf.h (PGXS layout)
 #   make demo       the seed's exchange between a throwaway primary and standby
-#   make test       unit and end-to-end tests against real servers
+#   make test       unit and end-to-end tests against real servers, and the
+#                   pg_regress suite (tests/regress) on a server of its own
+#   make installcheck  the pg_regress suite against the installed, running
+#                   server (PGXS: PGHOST, PGPORT ... say which)
 #   make lint       rustfmt and clippy
 #   make fuzz       cargo-fuzz targets of the protocol parsers (fuzz/)
 #   make bench      netbuf against its baselines on throwaway servers (README: Benchmark)
@@ -43,6 +46,13 @@ export PG_CONFIG
 EXTENSION = netbuf
 DATA = sql/netbuf--1.0.sql
 PGFILEDESC = "netbuf - private channel between backends over libpq COPY BOTH"
+
+# The pg_regress suite: what is visible from SQL (tests/regress/sql, and
+# expected/ the same on PostgreSQL 14 to 18).  tests/regress.rs runs the
+# same list for `make test`.
+REGRESS = create_extension grants serve gucs
+REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
+EXTRA_CLEAN = tests/regress/results tests/regress/regression.diffs tests/regress/regression.out
 
 # PGXS may not be there yet on a fresh machine: `make deps` installs it.
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
@@ -115,9 +125,11 @@ demo: deps
 	$(MAKE) --no-print-directory install install-test-module
 	$(CARGO) run --release --example demo
 
+# NETBUF_LIBNETBUF: the library just built (target/pgN with PG=N), whose
+# exports tests/hardening.rs checks.
 test: deps
 	$(MAKE) --no-print-directory install install-test-module
-	$(CARGO) test --release --no-fail-fast -- --test-threads=2
+	NETBUF_LIBNETBUF=$(CURDIR)/$(LIBNETBUF) $(CARGO) test --release --no-fail-fast -- --test-threads=2
 
 # Every major in turn, each against its own primary and standby.
 test-all:
@@ -131,9 +143,10 @@ test-all:
 fuzz:
 	bash fuzz/run.sh
 
-lint:
+# deps first: clippy builds what make builds (bindgen, the server headers).
+lint: deps
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
 
 clean-netbuf:

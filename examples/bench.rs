@@ -29,20 +29,19 @@
 //! BENCH_SCALE (multiplies iteration counts), BENCH_TRANSPORTS ("unix tcp
 //! tls"), BENCH_PAYLOADS ("16 1024 65536 1048576").
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, ExitCode};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Pair, PairOptions};
 use netbuf::Client;
+use netbuf_testkit::tls::{Certs, certificates};
+use netbuf_testkit::{
+    Node, Pair, PairOptions, psql, run_checked, serving_backend, shared_pair_with, sql_literal,
+};
 
 // ---- counting allocator -----------------------------------------------------
 
@@ -328,71 +327,28 @@ fn jobs(cfg: &Config) -> Vec<Job> {
 
 // ---- servers, certificates, clean-up ----------------------------------------
 
-static CERT_DIR: OnceLock<PathBuf> = OnceLock::new();
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-extern "C" fn remove_cert_dir() {
-    if let Some(dir) = CERT_DIR.get() {
-        let _ = std::fs::remove_dir_all(dir);
-    }
-}
-
-fn run_checked(cmd: &mut Command, what: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: could not run: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{what} failed ({}):\n{}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A CA and a server certificate for 127.0.0.1, readable by the servers.
-fn make_certs(root: &Path) -> PathBuf {
-    let dir = root.join(format!("netbuf-bench-tls-{}", std::process::id()));
-    std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    CERT_DIR.set(dir.clone()).expect("certificates made once");
-    // Registered before the pair's atexit: runs after the servers stop.
-    // SAFETY: registering a plain extern "C" fn that never unwinds.
-    unsafe { libc::atexit(remove_cert_dir) };
-    run_checked(
-        Command::new(root_dir().join("bench/tls_certs.sh")).arg(&dir),
-        "bench/tls_certs.sh",
-    );
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } == 0 {
-        let user = std::env::var("NETBUF_TEST_OS_USER").unwrap_or_else(|_| "postgres".into());
-        run_checked(
-            Command::new("chown").arg("-R").arg(&user).arg(&dir),
-            "chown of the certificate dir",
-        );
-    }
-    dir
-}
-
 fn pair_options() -> PairOptions {
-    let certs = CERT_DIR.get().expect("certificates first");
     PairOptions {
-        primary_conf: vec![
-            "ssl = on".into(),
-            format!("ssl_cert_file = '{}'", certs.join("server.crt").display()),
-            format!("ssl_key_file = '{}'", certs.join("server.key").display()),
-        ],
+        primary_conf: certificates().server_conf(),
         setup_sql: vec![
             "CREATE EXTENSION netbuf".into(),
             "CREATE EXTENSION netbuf_bench".into(),
         ],
         ..PairOptions::default()
     }
+}
+
+/// The time now, UTC, in `date`'s `format`.
+fn date(format: &str) -> String {
+    let mut date = Command::new("date");
+    date.args(["-u", format]);
+    run_checked(date, "date").trim().to_owned()
 }
 
 /// Pin a process to one CPU (0: the calling thread).
@@ -414,7 +370,7 @@ fn pin(pid: i32, cpu: usize) {
 
 /// Pin a postmaster and every process below it (backends fork from it,
 /// so new ones inherit the CPU).
-fn pin_server(node: &common::Node, cpu: usize) {
+fn pin_server(node: &Node, cpu: usize) {
     let root: i32 = node
         .postmaster_pid()
         .trim()
@@ -458,7 +414,7 @@ fn root_dir() -> PathBuf {
 
 struct Bench<'a> {
     pair: &'a Pair,
-    certs: PathBuf,
+    certs: &'static Certs,
     cfg: Config,
     counter: u64,
 }
@@ -472,13 +428,13 @@ impl Bench<'_> {
             p.port
         );
         match t {
-            Transport::Unix => format!("host={} {base}", self.pair.dir.display()),
+            Transport::Unix => format!("host={} {base}", self.pair.dir().display()),
             Transport::Tcp => {
                 format!("host=127.0.0.1 {base} sslmode=disable gssencmode=disable")
             }
             Transport::Tls => format!(
                 "host=127.0.0.1 {base} sslmode=verify-full sslrootcert={} gssencmode=disable",
-                self.certs.join("ca.crt").display()
+                self.certs.ca.display()
             ),
         }
     }
@@ -595,7 +551,9 @@ impl Bench<'_> {
 
     fn c_program(&self, name: &str, args: &[&str]) -> Vec<String> {
         let path = root_dir().join("bench/c").join(name);
-        let out = run_checked(Command::new(&path).args(args), &format!("{name} {args:?}"));
+        let mut program = Command::new(&path);
+        program.args(args);
+        let out = run_checked(program, &format!("{name} {args:?}"));
         let lines: Vec<String> = out
             .lines()
             .filter(|l| l.starts_with('{'))
@@ -606,7 +564,7 @@ impl Bench<'_> {
     }
 
     fn standby_sql(&self, sql: &str) -> String {
-        common::psql(&self.pair.standby.conninfo(), &[sql]).unwrap_or_else(|e| {
+        psql(&self.pair.standby.conninfo(), &[sql]).unwrap_or_else(|e| {
             panic!(
                 "on the standby: {sql}\n{e}\n{}",
                 self.pair.standby.log_tail()
@@ -621,12 +579,7 @@ impl Bench<'_> {
         let app = format!("netbuf_bench_c_{}_{}", std::process::id(), self.counter);
         let conninfo = format!("{} application_name={app}", self.conninfo(t));
         let mut client = Client::connect(&conninfo).unwrap_or_else(|e| panic!("connect: {e}"));
-        let pid = self.pair.primary.must(&format!(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = '{app}'"
-        ));
-        let pid: i32 = pid
-            .parse()
-            .unwrap_or_else(|_| panic!("serving backend pid: {pid:?}"));
+        let pid = serving_backend(&self.pair.primary, &app);
 
         let iterations = self.cfg.iterations(payload, depth);
         let batches = iterations.div_ceil(depth);
@@ -678,10 +631,6 @@ impl Bench<'_> {
 }
 
 // ---- parsing and statistics -------------------------------------------------
-
-fn sql_literal(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
-}
 
 fn parse_field(v: Option<&str>) -> f64 {
     let v = v.unwrap_or("").trim();
@@ -1121,14 +1070,14 @@ fn main() -> ExitCode {
 
     let started = Instant::now();
     let load_before = loadavg();
-    let base = std::env::var_os("NETBUF_TEST_TMPDIR").unwrap_or_else(|| "/tmp".into());
-    let certs = make_certs(Path::new(&base));
+    // Before the pair: the certificates are removed at exit after it stops.
+    let certs = certificates();
     eprintln!("netbuf bench: starting a throwaway primary (TLS on) and a streaming standby");
-    let pair = common::shared_pair_with(pair_options);
+    let pair = shared_pair_with(pair_options);
     eprintln!(
         "netbuf bench: primary 127.0.0.1:{} (and {}), standby 127.0.0.1:{}",
         pair.primary.port,
-        pair.dir.display(),
+        pair.dir().display(),
         pair.standby.port
     );
     if let Some(cpu) = cfg.server_cpu() {
@@ -1182,11 +1131,7 @@ fn main() -> ExitCode {
          (b') for standby backends, the bare connection for connection rows)\n\
          x(a) = p50 / p50 of the raw socket (TCP for TLS rows); srv us = serving backend CPU per message; \
          allocs = Rust allocations per message (row (c); libpq's own malloc is not counted)",
-        run_checked(
-            Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]),
-            "date"
-        )
-        .trim(),
+        date("+%Y-%m-%d %H:%M UTC"),
         machine(),
         loadavg(),
         match bench.cfg.pin {
@@ -1221,8 +1166,7 @@ fn main() -> ExitCode {
 
     print!("{}", report.text);
     let dir = root_dir().join("bench-results");
-    let stamp = run_checked(Command::new("date").args(["-u", "+%Y%m%d-%H%M%S"]), "date");
-    let file = dir.join(format!("bench-{}.txt", stamp.trim()));
+    let file = dir.join(format!("bench-{}.txt", date("+%Y%m%d-%H%M%S")));
     std::fs::create_dir_all(&dir)
         .and_then(|()| std::fs::write(&file, &report.text))
         .unwrap_or_else(|e| panic!("writing {}: {e}", file.display()));

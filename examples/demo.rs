@@ -8,10 +8,7 @@
 //! netbuf_connect(primary_conninfo), netbuf_send('N' 100 200 300),
 //! netbuf_recv.  Then stops both servers and removes their files.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
-use common::{Pair, PairOptions};
+use netbuf_testkit::{Pair, PairOptions};
 
 fn step(text: &str) {
     println!("-- {text}");
@@ -30,13 +27,7 @@ fn main() {
     step(
         "starting a throwaway primary, CREATE EXTENSION netbuf on it, and a streaming standby (pg_basebackup -R)",
     );
-    let mut pair = Pair::start(PairOptions {
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-        ],
-        ..PairOptions::default()
-    });
+    let mut pair = Pair::start(PairOptions::with_test_module());
     step(&format!(
         "primary on 127.0.0.1:{}, standby on 127.0.0.1:{}",
         pair.primary.port, pair.standby.port

@@ -9,15 +9,14 @@
 //!
 //! Needs `make install` first; `make test` does it.
 
-mod common;
-
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::TcpStream;
 use std::os::fd::AsRawFd;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Node, shared_pair};
+use netbuf_testkit::wire::{RawChannel, message};
+use netbuf_testkit::{proc_status_kb, process_gone, serving_backend, shared_pair};
 
 /// The flood stops once the client's writes have blocked this long: the
 /// serving backend stopped reading.
@@ -33,98 +32,6 @@ const KIND_LIMIT_KB: u64 = 300 * 1024;
 const PEAK_RSS_LIMIT_KB: u64 = 64 * 1024;
 /// pg_terminate_backend must end a blocked serving backend within this.
 const TERMINATE_WITHIN: Duration = Duration::from_secs(1);
-
-/// A protocol-3 client on a raw socket, in COPY BOTH with netbuf.serve().
-struct HostileClient {
-    sock: TcpStream,
-}
-
-impl HostileClient {
-    fn open(node: &Node, application_name: &str) -> HostileClient {
-        let sock = TcpStream::connect((node.host.as_str(), node.port)).expect("TCP connect");
-        sock.set_read_timeout(Some(Duration::from_secs(30)))
-            .expect("read timeout");
-        let mut client = HostileClient { sock };
-        let mut startup = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
-        for (key, value) in [
-            ("user", "postgres"),
-            ("database", "postgres"),
-            ("application_name", application_name),
-        ] {
-            startup.extend(key.as_bytes().iter().chain(b"\0"));
-            startup.extend(value.as_bytes().iter().chain(b"\0"));
-        }
-        startup.push(0);
-        let mut packet = (startup.len() as u32 + 4).to_be_bytes().to_vec();
-        packet.extend(startup);
-        client
-            .sock
-            .write_all(&packet)
-            .expect("send the startup packet");
-        client.read_until(b'Z'); // ReadyForQuery (trust: no password asked)
-        client
-            .sock
-            .write_all(&message(b'Q', b"CALL netbuf.serve()\0"))
-            .expect("send the CALL");
-        client.read_until(b'W'); // CopyBothResponse
-        client
-    }
-
-    fn read_until(&mut self, tag: u8) {
-        loop {
-            let mut header = [0u8; 5];
-            self.sock
-                .read_exact(&mut header)
-                .expect("read a message header");
-            let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize - 4;
-            let mut body = vec![0; len];
-            self.sock
-                .read_exact(&mut body)
-                .expect("read a message body");
-            match header[0] {
-                t if t == tag => return,
-                b'E' => panic!("error from the primary: {}", String::from_utf8_lossy(&body)),
-                _ => {}
-            }
-        }
-    }
-}
-
-/// One protocol message: tag, length, body.
-fn message(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![tag];
-    m.extend((body.len() as u32 + 4).to_be_bytes());
-    m.extend(body);
-    m
-}
-
-/// A field of /proc/<pid>/status in kB; None once the process is gone.
-fn status_kb(pid: u32, field: &str) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-}
-
-/// Gone: no /proc entry, or a zombie waiting for the postmaster to reap it.
-fn process_gone(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Err(_) => true,
-        // The state follows the command name in parentheses.
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-    }
-}
-
-fn serving_pid(node: &Node, application_name: &str) -> u32 {
-    let out = node.must(&format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = '{application_name}'"
-    ));
-    out.parse()
-        .unwrap_or_else(|_| panic!("one serving backend for {application_name}, got {out:?}"))
-}
 
 enum Stopped {
     Blocked,
@@ -142,7 +49,7 @@ struct Flood {
 
 /// Write `chunk` (whole CopyData messages) over and over without ever
 /// reading, until the writes block for BLOCKED_FOR or a limit is hit.
-fn flood(sock: &TcpStream, chunk: &[u8], pid: u32) -> Flood {
+fn flood(sock: &TcpStream, chunk: &[u8], pid: libc::pid_t) -> Flood {
     sock.set_nonblocking(true).expect("non-blocking socket");
     let mut sock_w = sock;
     let started = Instant::now();
@@ -153,7 +60,7 @@ fn flood(sock: &TcpStream, chunk: &[u8], pid: u32) -> Flood {
     let stopped = loop {
         if written >= next_rss_check {
             next_rss_check = written + (1 << 20);
-            if status_kb(pid, "VmRSS").is_some_and(|kb| kb > KIND_LIMIT_KB) {
+            if proc_status_kb(pid, "VmRSS").is_some_and(|kb| kb > KIND_LIMIT_KB) {
                 break Stopped::KindLimit;
             }
         }
@@ -201,9 +108,11 @@ fn flood(sock: &TcpStream, chunk: &[u8], pid: u32) -> Flood {
 /// second of pg_terminate_backend.
 fn hostile_flood(request_len: usize, application_name: &str) {
     let p = shared_pair();
-    let client = HostileClient::open(&p.primary, application_name);
-    let pid = serving_pid(&p.primary, application_name);
-    let hwm_before = status_kb(pid, "VmHWM").expect("VmHWM of the serving backend");
+    // A protocol-3 client on a raw TCP socket, in COPY BOTH with
+    // netbuf.serve(), that never reads.
+    let client = RawChannel::tcp(&p.primary, application_name);
+    let pid = serving_backend(&p.primary, application_name);
+    let hwm_before = proc_status_kb(pid, "VmHWM").expect("VmHWM of the serving backend");
 
     // Whole messages, about 60 kB of them per write.
     let mut request = vec![b'x'; request_len];
@@ -212,7 +121,7 @@ fn hostile_flood(request_len: usize, application_name: &str) {
     let chunk: Vec<u8> = one.repeat((60 * 1024 / one.len()).max(1));
     let flood = flood(&client.sock, &chunk, pid);
 
-    let hwm = status_kb(pid, "VmHWM").expect("the serving backend survived the flood");
+    let hwm = proc_status_kb(pid, "VmHWM").expect("the serving backend survived the flood");
     let why = match flood.stopped {
         Stopped::Blocked => format!("writes blocked for {BLOCKED_FOR:?}"),
         Stopped::KindLimit => format!(
@@ -234,11 +143,7 @@ fn hostile_flood(request_len: usize, application_name: &str) {
     eprintln!("{figures}");
 
     // Still blocked on our unread replies: end it.
-    assert_eq!(
-        p.primary
-            .must(&format!("SELECT pg_terminate_backend({pid})")),
-        "t"
-    );
+    p.primary.terminate_backend(pid);
     let signalled = Instant::now();
     while !process_gone(pid) && signalled.elapsed() < Duration::from_secs(5) {
         sleep(Duration::from_millis(5));
@@ -252,11 +157,7 @@ fn hostile_flood(request_len: usize, application_name: &str) {
     // Closing our end frees a backend stuck writing to us, whatever the above.
     drop(client);
     p.primary
-        .wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-            "0",
-            Duration::from_secs(10),
-        )
+        .wait_backend_exit(pid, Duration::from_secs(10))
         .unwrap();
     p.primary.assert_no_crash();
 

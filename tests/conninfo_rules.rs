@@ -12,19 +12,16 @@
 //!
 //! Needs `make install install-test-module` first.
 
-mod common;
-
 use std::fs;
-use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Pair, PairOptions, psql, psql_command, shared_pair_with};
 use netbuf::{Client, Error};
+use netbuf_testkit::test_module::standby_request;
+use netbuf_testkit::{BackgroundSql, Pair, PairOptions, psql, shared_pair_with, sql_literal};
 
 /// Authenticates with SCRAM; every failing case sends it a wrong password.
 const PW_ROLE: &str = "netbuf_rules_pw";
@@ -48,18 +45,16 @@ const RUST_SERVICE_CHILD: &str = "service_child_rust_api";
 const CHILD_PORT_VAR: &str = "NETBUF_RULES_CHILD_PRIMARY_PORT";
 
 fn options() -> PairOptions {
-    PairOptions {
-        primary_conf: vec!["password_encryption = 'scram-sha-256'".into()],
-        hba_lines: vec![format!("host all {PW_ROLE} 127.0.0.1/32 scram-sha-256")],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-            format!("CREATE ROLE {PW_ROLE} LOGIN PASSWORD '{PW_ROLE_PASSWORD}'"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {PW_ROLE}"),
-            format!("CREATE DATABASE {OTHER_DB}"),
-        ],
-        ..PairOptions::default()
-    }
+    let mut opts = PairOptions::with_test_module();
+    opts.primary_conf
+        .push("password_encryption = 'scram-sha-256'".into());
+    opts.hba_lines = vec![format!("host all {PW_ROLE} 127.0.0.1/32 scram-sha-256")];
+    opts.setup_sql.extend([
+        format!("CREATE ROLE {PW_ROLE} LOGIN PASSWORD '{PW_ROLE_PASSWORD}'"),
+        format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {PW_ROLE}"),
+        format!("CREATE DATABASE {OTHER_DB}"),
+    ]);
+    opts
 }
 
 /// The shared pair, ready for every test: the extension exists in
@@ -69,13 +64,16 @@ fn pair() -> &'static Pair {
     static READY: OnceLock<&'static Pair> = OnceLock::new();
     READY.get_or_init(|| {
         let p = shared_pair_with(options);
-        psql(
-            &p.primary.conninfo_db(OTHER_DB, "postgres"),
-            &["CREATE EXTENSION netbuf"],
-        )
-        .unwrap_or_else(|e| panic!("CREATE EXTENSION in {OTHER_DB}: {e}"));
-        let file = service_file(p);
-        restart_standby_with_env(p, "PGSERVICEFILE", &file);
+        p.primary
+            .sql_in(OTHER_DB, &["CREATE EXTENSION netbuf"])
+            .unwrap_or_else(|e| panic!("CREATE EXTENSION in {OTHER_DB}: {e}"));
+        // pg_ctl starts the new postmaster with its own environment, and
+        // backends inherit it.
+        p.standby
+            .restart_with_env("fast", &[("PGSERVICEFILE", &service_file(p))]);
+        p.standby
+            .wait_for("SELECT pg_is_in_recovery()", "t", Duration::from_secs(60))
+            .expect("the restarted standby is a standby");
         p
     })
 }
@@ -94,60 +92,10 @@ fn service_text(p: &Pair) -> String {
 
 /// pg_service.conf in the pair's directory, readable by the server user.
 fn service_file(p: &Pair) -> PathBuf {
-    let path = p.dir.join("pg_service.conf");
+    let path = p.dir().join("pg_service.conf");
     fs::write(&path, service_text(p)).expect("writing the service file");
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).expect("chmod");
     path
-}
-
-/// The OS user the servers run as (the harness's rule), None when not root.
-fn server_user() -> Option<String> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    Some(std::env::var("NETBUF_TEST_OS_USER").unwrap_or_else(|_| "postgres".into()))
-}
-
-/// Restart the standby with `var=value` in its environment: pg_ctl starts
-/// the new postmaster with its own environment, and backends inherit it.
-fn restart_standby_with_env(p: &Pair, var: &str, value: &Path) {
-    let pg_ctl = common::pg_bindir().join("pg_ctl");
-    let mut cmd = match server_user() {
-        Some(user) => {
-            let mut cmd = Command::new("runuser");
-            cmd.args(["-u", &user, "--", "env"]);
-            cmd.arg(format!("{var}={}", value.display())).arg(&pg_ctl);
-            cmd
-        }
-        None => {
-            let mut cmd = Command::new(&pg_ctl);
-            cmd.env(var, value);
-            cmd
-        }
-    };
-    cmd.arg("-D")
-        .arg(&p.standby.datadir)
-        .arg("-l")
-        .arg(&p.standby.log)
-        .args(["-m", "fast", "-w", "-t", "60", "restart"])
-        .current_dir("/")
-        .stdin(Stdio::null());
-    let out = cmd.output().expect("running pg_ctl restart");
-    assert!(
-        out.status.success(),
-        "restarting the standby with {var} failed: {}\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr),
-        p.standby.log_tail()
-    );
-    p.standby
-        .wait_for("SELECT pg_is_in_recovery()", "t", Duration::from_secs(60))
-        .expect("the restarted standby is a standby");
-}
-
-fn sql_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 // ---- no password in errors or logs -------------------------------------------
@@ -400,28 +348,13 @@ fn rust_api_errors_never_show_the_password() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
-/// `netbuf_test.request` on the standby, with verbose errors.  The
-/// conninfo travels in a session variable, not in the failing statement:
-/// the standby logs the text of a failed statement, and a password the test
-/// itself wrote there would not be netbuf's leak.
-fn standby_request(conninfo: &str) -> Result<String, String> {
-    psql(
-        &pair().standby.conninfo(),
-        &[
-            "\\set VERBOSITY verbose",
-            &format!("SET netbuf_rules.conninfo = {}", sql_literal(conninfo)),
-            "SELECT netbuf_test.request(current_setting('netbuf_rules.conninfo'), '\\x45'::bytea)",
-        ],
-    )
-}
-
 #[test]
 fn standby_errors_and_server_log_never_show_the_password() {
     let p = pair();
     let mut problems = Vec::new();
     let cases = cases();
     for case in &cases {
-        let error = match standby_request(&case.conninfo) {
+        let error = match standby_request(&p.standby, &case.conninfo) {
             Ok(out) => {
                 problems.push(format!("{}: connected: {out}", case.name));
                 continue;
@@ -469,19 +402,15 @@ static SERVICE_CHECKS: Mutex<()> = Mutex::new(());
 /// The serving backend of the one channel open now: its database and the
 /// client's TCP port.
 fn serving_backend() -> (String, u16) {
-    let sql = "SELECT datname || ' ' || client_port FROM pg_stat_activity \
-               WHERE application_name = 'netbuf' AND query LIKE 'CALL netbuf.serve(%'";
     let p = pair();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let row = p.primary.must(sql);
-        if let Some((db, port)) = row.split_once(' ') {
-            assert!(!port.contains('\n'), "more than one channel open: {row}");
-            return (db.to_owned(), port.parse().expect("client_port"));
-        }
-        assert!(Instant::now() < deadline, "no serving backend appeared");
-        sleep(Duration::from_millis(20));
-    }
+    let pid = p
+        .primary
+        .wait_backend("application_name = 'netbuf' AND query LIKE 'CALL netbuf.serve(%'");
+    let row = p.primary.must(&format!(
+        "SELECT datname || ' ' || client_port FROM pg_stat_activity WHERE pid = {pid}"
+    ));
+    let (db, port) = row.split_once(' ').expect("datname and client_port");
+    (db.to_owned(), port.parse().expect("client_port"))
 }
 
 /// Seconds until the keepalive timer of the TCP connection from local
@@ -512,39 +441,17 @@ fn keepalive_timer(port: u16) -> f64 {
 /// keepalive timer, read just after its first exchange.
 fn standby_channel(conninfo: &str) -> (String, f64) {
     let sql = format!("SELECT netbuf_test.hold({}, 3000)", sql_literal(conninfo));
-    let child = psql_command(&pair().standby.conninfo())
-        .args(["-c", &sql])
-        .spawn()
-        .expect("psql");
+    let call = BackgroundSql::start(&pair().standby, "rules_hold", &sql);
     let (db, port) = serving_backend();
     let timer = keepalive_timer(port);
-    let output = wait_child(child);
+    let ended = call.finish(Instant::now(), Duration::from_secs(60));
     assert!(
-        output.0,
+        ended.success,
         "{sql} failed: {}\n{}",
-        output.1,
+        ended.stderr,
         pair().standby.log_tail()
     );
     (db, timer)
-}
-
-/// Waits (bounded) for a child; whether it succeeded, and its stderr.
-fn wait_child(mut child: Child) -> (bool, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("child still running after 60 s");
-        }
-        sleep(Duration::from_millis(20));
-    }
-    let status = child.wait().expect("wait");
-    let mut stderr = String::new();
-    if let Some(mut pipe) = child.stderr.take() {
-        let _ = pipe.read_to_string(&mut stderr);
-    }
-    (status.success(), stderr)
 }
 
 #[test]
@@ -581,7 +488,7 @@ fn service_entry_wins_over_netbuf_defaults_in_the_rust_api() {
     let p = pair();
     // libpq finds ~/.pg_service.conf through HOME; the child's HOME is a
     // directory of ours, and no other service variable is set.
-    let home = p.dir.join("rust_home");
+    let home = p.dir().join("rust_home");
     fs::create_dir_all(&home).expect("mkdir");
     fs::write(home.join(".pg_service.conf"), service_text(p)).expect("write");
     let exe = std::env::current_exe().expect("current_exe");

@@ -4,16 +4,18 @@
 //!
 //! Needs `make install install-test-module` first; `make test` does it.
 
-mod common;
-
-use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{Node, Pair, PairOptions, netbuf_wait_event, psql, psql_command, shared_pair_with};
 use netbuf::protocol::{decode_int32s, encode_add300};
 use netbuf::{Client, ConnectOptions, Error};
+use netbuf_testkit::test_module::{bytea_literal, hex, sleep_msg, standby_request};
+use netbuf_testkit::wire::RawChannel;
+use netbuf_testkit::{
+    BackgroundSql, Node, Pair, PairOptions, assert_sql_error, netbuf_wait_event, psql_command,
+    serving_backend, serving_backend_waiting, shared_pair_with, tagged_conninfo,
+};
 
 /// A role that may log in but has no EXECUTE on netbuf.serve().
 const NO_GRANT_ROLE: &str = "netbuf_nogrant";
@@ -23,69 +25,52 @@ const GRANTED_ROLE: &str = "netbuf_granted";
 const TIMEOUT_ROLE: &str = "netbuf_timeouts";
 
 fn options() -> PairOptions {
-    PairOptions {
-        // The test module adds op codes R, S, z and F to every serving backend.
-        primary_conf: vec!["session_preload_libraries = 'netbuf_test'".into()],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-            format!("CREATE ROLE {NO_GRANT_ROLE} LOGIN"),
-            format!("CREATE ROLE {GRANTED_ROLE} LOGIN"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {GRANTED_ROLE}"),
-            "CREATE DATABASE without_netbuf".into(),
-            format!("CREATE ROLE {TIMEOUT_ROLE} LOGIN"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {TIMEOUT_ROLE}"),
-            format!(
-                "ALTER ROLE {TIMEOUT_ROLE} SET statement_timeout = '1s'; \
+    // The test module adds op codes R, S, z and F to every serving backend.
+    let mut opts = PairOptions::with_test_module();
+    opts.setup_sql.extend([
+        format!("CREATE ROLE {NO_GRANT_ROLE} LOGIN"),
+        format!("CREATE ROLE {GRANTED_ROLE} LOGIN"),
+        format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {GRANTED_ROLE}"),
+        "CREATE DATABASE without_netbuf".into(),
+        format!("CREATE ROLE {TIMEOUT_ROLE} LOGIN"),
+        format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {TIMEOUT_ROLE}"),
+        format!(
+            "ALTER ROLE {TIMEOUT_ROLE} SET statement_timeout = '1s'; \
                  ALTER ROLE {TIMEOUT_ROLE} SET idle_session_timeout = '1s'; \
                  ALTER ROLE {TIMEOUT_ROLE} SET idle_in_transaction_session_timeout = '1s'"
-            ),
-        ],
-        ..PairOptions::default()
-    }
+        ),
+    ]);
+    opts
 }
 
 fn pair() -> &'static Pair {
     shared_pair_with(options)
 }
 
-/// The primary's conninfo with a tag, to find the serving backend by its
-/// application_name in pg_stat_activity.
-fn tagged(node: &Node, tag: &str) -> String {
-    format!("{} application_name={tag}", node.conninfo())
-}
-
-/// Run SQL on the standby with verbose errors (SQLSTATE in the message).
-fn standby_sql(sql: &str) -> Result<String, String> {
-    psql(
-        &pair().standby.conninfo(),
-        &["\\set VERBOSITY verbose", sql],
-    )
-}
-
-/// Run a psql script on stdin (it goes on after a failed statement, in one
-/// session), with verbose errors.  Returns stdout and stderr.
-fn psql_script(node: &Node, script: &str) -> (String, String) {
-    let output = psql_command(&node.conninfo())
-        .spawn()
-        .and_then(|mut child| {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .expect("stdin")
-                .write_all(script.as_bytes())?;
-            child.wait_with_output()
-        })
-        .expect("psql");
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Panics unless `outcome` is an error with `sqlstate` whose text says
+/// `text` (and, given one, whose hint says `hint`); returns the error.
+fn expect_error<T: std::fmt::Debug>(
+    outcome: Result<T, Error>,
+    sqlstate: &str,
+    text: &str,
+    hint: Option<&str>,
+) -> Error {
+    let error = match outcome {
+        Ok(v) => panic!("expected an error {sqlstate} saying {text:?}, got {v:?}"),
+        Err(e) => e,
+    };
+    assert_eq!(error.sqlstate(), sqlstate, "{error:?}");
+    assert!(
+        error.to_string().contains(text),
+        "{error:?} should say {text:?}"
+    );
+    if let Some(hint) = hint {
+        assert!(
+            error.hint().is_some_and(|h| h.contains(hint)),
+            "{error:?} should hint {hint:?}"
+        );
+    }
+    error
 }
 
 // ---- the seed's exchange, from a standby backend -------------------------
@@ -298,13 +283,11 @@ fn oversized_message_is_refused_and_the_channel_goes_on() {
     let at_limit = [vec![b'E'], vec![7u8; 1023]].concat();
     assert_eq!(client.request(&at_limit).unwrap(), at_limit);
     let over = [vec![b'E'], vec![7u8; 4096]].concat();
-    let error = client.request(&over).expect_err("over the limit");
-    assert_eq!(error.sqlstate(), "54000", "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("message of 4097 bytes exceeds netbuf.max_message_size (1024 bytes)"),
-        "{error}"
+    expect_error(
+        client.request(&over),
+        "54000",
+        "message of 4097 bytes exceeds netbuf.max_message_size (1024 bytes)",
+        None,
     );
     assert_eq!(client.request(b"Estill here").unwrap(), b"Estill here");
     p.primary.assert_no_crash();
@@ -320,19 +303,11 @@ fn reply_over_the_clients_limit_is_refused_by_the_primary() {
     assert_eq!(client.request(&at_limit).unwrap(), at_limit);
     // The primary accepts the 1025-byte request but not its echo.
     let over = [vec![b'E'], vec![7u8; 1024]].concat();
-    let error = client.request(&over).expect_err("reply over the limit");
-    assert_eq!(error.sqlstate(), "54000", "{error:?}");
-    assert!(
-        error.to_string().contains(
-            "reply of 1025 bytes to op code 0x45 exceeds the client's limit of 1024 bytes"
-        ),
-        "{error}"
-    );
-    assert!(
-        error
-            .hint()
-            .is_some_and(|h| h.contains("netbuf.max_message_size")),
-        "{error:?}"
+    expect_error(
+        client.request(&over),
+        "54000",
+        "reply of 1025 bytes to op code 0x45 exceeds the client's limit of 1024 bytes",
+        Some("netbuf.max_message_size"),
     );
     assert_eq!(client.request(b"Estill here").unwrap(), b"Estill here");
     let error = Client::connect_with(
@@ -350,18 +325,17 @@ fn reply_over_the_clients_limit_is_refused_by_the_primary() {
 
     // A standby backend's limit is the standby's netbuf.max_message_size.
     let big = format!("'\\x45{}'::bytea", "07".repeat(1024));
-    let error = standby_sql(&format!(
-        "SET netbuf.max_message_size = '1kB'; SELECT netbuf_test.request(NULL, {big})"
-    ))
-    .expect_err("reply over the standby's limit");
-    assert!(
-        error.contains("ERROR:  54000: netbuf: reply of 1025 bytes to op code 0x45 exceeds the client's limit of 1024 bytes"),
-        "{error}"
+    p.standby.expect_error(
+        &format!("SET netbuf.max_message_size = '1kB'; SELECT netbuf_test.request(NULL, {big})"),
+        "54000",
+        "netbuf: reply of 1025 bytes to op code 0x45 exceeds the client's limit of 1024 bytes",
     );
-    let echoed = standby_sql(&format!(
-        "SET netbuf.max_message_size = '2kB'; SELECT length(netbuf_test.request(NULL, {big}))"
-    ))
-    .expect("within the limit");
+    let echoed = p
+        .standby
+        .sql_verbose(&format!(
+            "SET netbuf.max_message_size = '2kB'; SELECT length(netbuf_test.request(NULL, {big}))"
+        ))
+        .expect("within the limit");
     assert_eq!(echoed.lines().last(), Some("1025"), "{echoed}");
     p.primary.assert_no_crash();
     p.standby.assert_no_crash();
@@ -370,8 +344,7 @@ fn reply_over_the_clients_limit_is_refused_by_the_primary() {
 #[test]
 fn rust_panics_below_c_entry_points_end_as_clean_errors() {
     let p = pair();
-    let pm_primary = p.primary.postmaster_pid();
-    let pm_standby = p.standby.postmaster_pid();
+    let watch = p.crash_watch();
     // Standby side: one session keeps its channel across the panics (the
     // seed's model); each panic poisons the channel, the next call
     // reconnects, and a reply of the old stream never answers a new request.
@@ -388,14 +361,14 @@ fn rust_panics_below_c_entry_points_end_as_clean_errors() {
         "SELECT netbuf_test.request(NULL, '\\x4505'::bytea);",
     ]
     .join("\n");
-    let (stdout, stderr) = psql_script(&p.standby, &script);
+    let (stdout, stderr) = p.standby.script(&script);
     for point in ["send", "recv", "connect"] {
-        let expected = format!(
-            "ERROR:  XX000: netbuf: internal error: Rust panic: injected by netbuf.debug_panic_at = {point}"
-        );
-        assert!(
-            stderr.contains(&expected),
-            "missing {expected:?} in:\n{stderr}"
+        assert_sql_error(
+            &stderr,
+            "XX000",
+            &format!(
+                "netbuf: internal error: Rust panic: injected by netbuf.debug_panic_at = {point}"
+            ),
         );
     }
     assert_eq!(
@@ -411,26 +384,14 @@ fn rust_panics_below_c_entry_points_end_as_clean_errors() {
         p.primary.conninfo()
     );
     let mut client = Client::connect(&conninfo).expect("connect");
-    let error = client.request(&encode_add300(&[1])).expect_err("panic");
-    assert_eq!(error.sqlstate(), "XX000", "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("Rust panic: injected by netbuf.debug_panic_at = serve"),
-        "{error}"
+    expect_error(
+        client.request(&encode_add300(&[1])),
+        "XX000",
+        "Rust panic: injected by netbuf.debug_panic_at = serve",
+        None,
     );
     assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
-
-    for node in [&p.primary, &p.standby] {
-        assert!(
-            !node
-                .log_text()
-                .contains("protocol synchronization was lost")
-        );
-        node.assert_no_crash();
-    }
-    assert_eq!(p.primary.postmaster_pid(), pm_primary);
-    assert_eq!(p.standby.postmaster_pid(), pm_standby);
+    watch.assert_intact();
 }
 
 // ---- bad input ------------------------------------------------------------
@@ -438,7 +399,7 @@ fn rust_panics_below_c_entry_points_end_as_clean_errors() {
 #[test]
 fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
     let p = pair();
-    let pm_before = p.primary.postmaster_pid();
+    let watch = p.primary.crash_watch();
     let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
 
     let cases: [(&[u8], &str, &str); 5] = [
@@ -449,14 +410,7 @@ fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
         (b"F", "22000", "handler 'F' failed on purpose"),
     ];
     for (request, sqlstate, text) in cases {
-        let error = client
-            .request(request)
-            .expect_err("a bad request must fail");
-        assert_eq!(error.sqlstate(), sqlstate, "{error}");
-        assert!(
-            error.to_string().contains(text),
-            "{error:?} should mention {text:?}"
-        );
+        expect_error(client.request(request), sqlstate, text, None);
         // The same channel works again right away.
         let reply = client.request(&encode_add300(&[1])).unwrap();
         assert_eq!(decode_int32s(&reply), Some(vec![301]));
@@ -466,16 +420,13 @@ fn rust_api_bad_requests_get_clear_errors_and_the_channel_recovers() {
     assert!(matches!(error, Error::InvalidArgument(_)), "{error:?}");
     assert!(error.to_string().contains("empty message"), "{error}");
     assert_eq!(client.request(b"Eok").unwrap(), b"Eok");
-
-    assert_eq!(p.primary.postmaster_pid(), pm_before);
-    p.primary.assert_no_crash();
+    watch.assert_intact();
 }
 
 #[test]
 fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
     let p = pair();
-    let pm_primary = p.primary.postmaster_pid();
-    let pm_standby = p.standby.postmaster_pid();
+    let watch = p.crash_watch();
     // One standby session keeps its channel across the errors (seed model):
     // a psql script on stdin goes on after a failed statement.
     let script = [
@@ -487,18 +438,24 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
         "SELECT netbuf_test.session_request('\\x4e00000064000000c80000012c'::bytea);",
     ]
     .join("\n");
-    let (stdout, stderr) = psql_script(&p.standby, &script);
-    for expected in [
-        "ERROR:  08P01: netbuf: malformed 'N' message: it carries no value",
-        "ERROR:  08P01: netbuf: unknown op code 0x5a ('Z')",
-        "ERROR:  08P01: netbuf: malformed 'N' message: length 4 is not 1 + 4k",
-        "ERROR:  22023: netbuf: cannot send an empty message",
-        "ERROR:  08P01: netbuf: the handler for op code 0x7a produced an empty reply",
+    let (stdout, stderr) = p.standby.script(&script);
+    for (sqlstate, message) in [
+        (
+            "08P01",
+            "netbuf: malformed 'N' message: it carries no value",
+        ),
+        ("08P01", "netbuf: unknown op code 0x5a ('Z')"),
+        (
+            "08P01",
+            "netbuf: malformed 'N' message: length 4 is not 1 + 4k",
+        ),
+        ("22023", "netbuf: cannot send an empty message"),
+        (
+            "08P01",
+            "netbuf: the handler for op code 0x7a produced an empty reply",
+        ),
     ] {
-        assert!(
-            stderr.contains(expected),
-            "missing {expected:?} in:\n{stderr}"
-        );
+        assert_sql_error(&stderr, sqlstate, message);
     }
     assert!(
         stderr.contains("CONTEXT:  netbuf: error reported by the primary"),
@@ -509,17 +466,13 @@ fn standby_backend_bad_requests_get_clear_errors_and_the_session_recovers() {
         stdout.trim(),
         format!("\\x{}", hex(&[0, 0, 1, 144, 0, 0, 1, 244, 0, 0, 2, 88]))
     );
-
-    assert_eq!(p.primary.postmaster_pid(), pm_primary);
-    assert_eq!(p.standby.postmaster_pid(), pm_standby);
-    p.primary.assert_no_crash();
-    p.standby.assert_no_crash();
+    watch.assert_intact();
 }
 
 #[test]
 fn c_api_misuse_raises_errors_not_crashes() {
     let p = pair();
-    let pm = p.standby.postmaster_pid();
+    let watch = p.standby.crash_watch();
     for (what, text) in [
         ("null_conn_send", "the connection is NULL"),
         ("null_conn_recv", "the connection is NULL"),
@@ -527,12 +480,13 @@ fn c_api_misuse_raises_errors_not_crashes() {
         ("negative_length", "negative length -1"),
         ("empty", "cannot send an empty message"),
     ] {
-        let error = standby_sql(&format!("SELECT netbuf_test.misuse('{what}')")).expect_err(what);
-        assert!(error.contains(text), "{what}: {error}");
-        assert!(error.contains("22023"), "{what}: {error}");
+        p.standby.expect_error(
+            &format!("SELECT netbuf_test.misuse('{what}')"),
+            "22023",
+            text,
+        );
     }
-    assert_eq!(p.standby.postmaster_pid(), pm);
-    p.standby.assert_no_crash();
+    watch.assert_intact();
 }
 
 // ---- who may connect ------------------------------------------------------
@@ -541,30 +495,17 @@ fn c_api_misuse_raises_errors_not_crashes() {
 fn role_without_grant_is_refused() {
     let p = pair();
     let conninfo = p.primary.conninfo_db("postgres", NO_GRANT_ROLE);
-    let error = Client::connect(&conninfo)
-        .err()
-        .expect("no EXECUTE, no channel");
-    assert_eq!(error.sqlstate(), "42501", "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("permission denied for procedure serve"),
-        "{error}"
-    );
-    assert!(
-        error
-            .hint()
-            .is_some_and(|h| h.contains("GRANT EXECUTE ON PROCEDURE netbuf.serve")),
-        "{error:?}"
+    expect_error(
+        Client::connect(&conninfo).map(|_| "a channel"),
+        "42501",
+        "permission denied for procedure serve",
+        Some("GRANT EXECUTE ON PROCEDURE netbuf.serve"),
     );
     // From a standby backend: the same error, with its SQLSTATE.
-    let error = standby_sql(&format!(
-        "SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)"
-    ))
-    .unwrap_err();
-    assert!(
-        error.contains("42501") && error.contains("permission denied for procedure serve"),
-        "{error}"
+    p.standby.expect_error(
+        &format!("SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)"),
+        "42501",
+        "permission denied for procedure serve",
     );
     // The grant is all it takes.
     let mut client =
@@ -575,21 +516,11 @@ fn role_without_grant_is_refused() {
 #[test]
 fn primary_without_extension_is_named_as_the_cause() {
     let p = pair();
-    let error = Client::connect(&p.primary.conninfo_db("without_netbuf", "postgres"))
-        .err()
-        .expect("no extension");
-    assert_eq!(error.sqlstate(), "3F000", "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("schema \"netbuf\" does not exist"),
-        "{error}"
-    );
-    assert!(
-        error
-            .hint()
-            .is_some_and(|h| h.contains("CREATE EXTENSION netbuf")),
-        "{error:?}"
+    expect_error(
+        Client::connect(&p.primary.conninfo_db("without_netbuf", "postgres")).map(|_| "a channel"),
+        "3F000",
+        "schema \"netbuf\" does not exist",
+        Some("CREATE EXTENSION netbuf"),
     );
 }
 
@@ -604,101 +535,87 @@ fn connect_errors_never_show_the_password() {
     assert!(matches!(error, Error::Connect(_)), "{error:?}");
     assert!(error.to_string().contains("nosuchrole"), "{error}");
     assert!(!format!("{error:?}").contains("Sup3rSecret"), "{error:?}");
-    let error = standby_sql(&format!(
-        "SELECT netbuf_test.request('{conninfo}', '\\x45'::bytea)"
-    ))
-    .unwrap_err();
-    assert!(
-        error.contains("08001") && !error.contains("Sup3rSecret"),
-        "{error}"
-    );
+    let error = standby_request(&p.standby, &conninfo).unwrap_err();
+    assert_sql_error(&error, "08001", "netbuf: could not connect to the primary");
+    assert!(!error.contains("Sup3rSecret"), "{error}");
 }
 
 // ---- interrupts -----------------------------------------------------------
 
-/// A psql on the standby whose backend waits in netbuf_recv: the primary's
-/// test handler 'S' sleeps 60 s before replying.
-fn start_blocked_standby_call(p: &Pair, tag: &str) -> (Child, String) {
+/// A psql on the standby whose backend waits in netbuf_recv (the
+/// primary's test handler 'S' sleeps 60 s before replying); returns it and
+/// its backend's pid.
+fn start_blocked_standby_call(p: &Pair, tag: &str) -> (BackgroundSql, libc::pid_t) {
     let sql = format!(
-        "SELECT netbuf_test.request('{}', '\\x530000ea60'::bytea)",
-        tagged(&p.primary, tag)
+        "SELECT netbuf_test.request('{}', {})",
+        tagged_conninfo(&p.primary, tag),
+        bytea_literal(&sleep_msg(60_000))
     );
     start_blocked_standby_sql(p, tag, &sql)
 }
 
-/// Run sql in a psql on the standby and return once its backend sleeps on
-/// its latch inside netbuf (wait_event_type Extension), with the backend's pid.
-/// The caller waits for the child with `finish`.
-#[allow(clippy::zombie_processes)]
-fn start_blocked_standby_sql(p: &Pair, tag: &str, sql: &str) -> (Child, String) {
-    let sql = format!("{sql} /* {tag} */");
-    let child = psql_command(&p.standby.conninfo())
-        .args(["-c", &sql])
-        .spawn()
-        .expect("psql");
-    let find = format!(
-        "SELECT pid FROM pg_stat_activity WHERE query LIKE '%/* {tag} */%' \
-         AND wait_event_type = 'Extension' AND pid <> pg_backend_pid()"
+/// Runs sql in a psql on the standby and returns once its backend sleeps
+/// on its latch inside netbuf (wait_event_type Extension), with the
+/// backend's pid.
+fn start_blocked_standby_sql(p: &Pair, tag: &str, sql: &str) -> (BackgroundSql, libc::pid_t) {
+    let call = BackgroundSql::start(&p.standby, tag, sql);
+    let pid = call.backend_when(&p.standby, "wait_event_type = 'Extension'");
+    (call, pid)
+}
+
+/// Waits (10 s at most) for a blocked call interrupted at `since` to end;
+/// returns its stderr and how long it took.
+fn finish(call: BackgroundSql, since: Instant) -> (String, Duration) {
+    let ended = call.finish(since, Duration::from_secs(10));
+    eprintln!(
+        "interrupted call ended {:?} after the signal",
+        ended.elapsed
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let pid = p.standby.must(&find);
-        if !pid.is_empty() {
-            return (child, pid);
+    (ended.stderr, ended.elapsed)
+}
+
+/// What a terminated backend's client is told.
+const TERMINATED: &str = "terminating connection due to administrator command";
+
+/// pg_cancel_backend or pg_terminate_backend.
+#[derive(Clone, Copy, Debug)]
+enum Interrupt {
+    Cancel,
+    Terminate,
+}
+
+impl Interrupt {
+    fn function(self) -> &'static str {
+        match self {
+            Interrupt::Cancel => "pg_cancel_backend",
+            Interrupt::Terminate => "pg_terminate_backend",
         }
-        assert!(
-            Instant::now() < deadline,
-            "the standby backend never blocked inside netbuf"
-        );
-        sleep(Duration::from_millis(20));
+    }
+
+    /// What the interrupted statement's client is told.
+    fn message(self) -> &'static str {
+        match self {
+            Interrupt::Cancel => "canceling statement due to user request",
+            Interrupt::Terminate => TERMINATED,
+        }
     }
 }
 
-/// Wait for a child psql to end; returns its stderr and how long it took.
-fn finish(mut child: Child, since: Instant) -> (String, Duration) {
-    let deadline = since + Duration::from_secs(10);
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            let elapsed = since.elapsed();
-            eprintln!("interrupted call ended {elapsed:?} after the signal");
-            let output = child.wait_with_output().expect("output");
-            return (
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-                elapsed,
-            );
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("psql still running 10 s after the interrupt");
-        }
-        sleep(Duration::from_millis(5));
-    }
-}
-
-/// Call `function` (pg_cancel_backend or pg_terminate_backend) for pid on
-/// node and check that the blocked psql ends within a second with `expected`.
-fn interrupt_within_a_second(node: &Node, function: &str, pid: &str, child: Child, expected: &str) {
+/// Interrupts backend `pid` on `node` and checks that the blocked call
+/// ends within a second, saying so.
+fn interrupt_within_a_second(node: &Node, how: Interrupt, pid: libc::pid_t, call: BackgroundSql) {
     let t0 = Instant::now();
-    assert_eq!(node.must(&format!("SELECT {function}({pid})")), "t");
-    let (stderr, elapsed) = finish(child, t0);
-    assert!(stderr.contains(expected), "{function}: {stderr}");
-    assert!(
-        elapsed < Duration::from_secs(1),
-        "{function} took {elapsed:?}"
-    );
+    node.signal_backend(how.function(), pid);
+    let (stderr, elapsed) = finish(call, t0);
+    assert!(stderr.contains(how.message()), "{how:?}: {stderr}");
+    assert!(elapsed < Duration::from_secs(1), "{how:?} took {elapsed:?}");
 }
 
 #[test]
 fn cancel_ends_a_standby_backend_blocked_in_recv_within_a_second() {
     let p = pair();
-    let (child, pid) = start_blocked_standby_call(p, "cancel_standby");
-    interrupt_within_a_second(
-        &p.standby,
-        "pg_cancel_backend",
-        &pid,
-        child,
-        "canceling statement due to user request",
-    );
+    let (call, pid) = start_blocked_standby_call(p, "cancel_standby");
+    interrupt_within_a_second(&p.standby, Interrupt::Cancel, pid, call);
     // The backend survived the cancel.
     p.standby.assert_no_crash();
 }
@@ -712,14 +629,8 @@ fn cancel_ends_a_standby_backend_blocked_in_connect_within_a_second() {
     let sql = format!(
         "SELECT netbuf_test.request('host=127.0.0.1 port={port} user=postgres', '\\x45'::bytea)"
     );
-    let (child, pid) = start_blocked_standby_sql(p, "cancel_connect", &sql);
-    interrupt_within_a_second(
-        &p.standby,
-        "pg_cancel_backend",
-        &pid,
-        child,
-        "canceling statement due to user request",
-    );
+    let (call, pid) = start_blocked_standby_sql(p, "cancel_connect", &sql);
+    interrupt_within_a_second(&p.standby, Interrupt::Cancel, pid, call);
     // The interrupted connect released its socket and file descriptor count.
     assert_eq!(
         p.standby.must("SELECT netbuf_test.exchange_n(NULL, '{1}')"),
@@ -734,87 +645,45 @@ fn terminate_ends_a_standby_backend_blocked_in_send_within_a_second() {
     // The serving backend sleeps in 'S' and reads nothing, so 32 MiB fills
     // the socket buffers and netbuf_send waits for the socket.
     let sql = format!(
-        "SELECT netbuf_test.send_all('{}', ARRAY['\\x530000ea60'::bytea, \
+        "SELECT netbuf_test.send_all('{}', ARRAY[{}, \
          '\\x45'::bytea || convert_to(repeat('x', 32 * 1024 * 1024), 'UTF8')])",
-        tagged(&p.primary, "terminate_send")
+        tagged_conninfo(&p.primary, "terminate_send"),
+        bytea_literal(&sleep_msg(60_000))
     );
-    let (child, pid) = start_blocked_standby_sql(p, "terminate_send", &sql);
+    let (call, pid) = start_blocked_standby_sql(p, "terminate_send", &sql);
     // Once the primary sleeps in 'S', the standby is past connect and 'S':
     // its wait is the 32 MiB send.
-    let serving = serving_pid(p, "terminate_send");
-    p.primary
-        .wait_for(
-            &format!("SELECT wait_event FROM pg_stat_activity WHERE pid = {serving}"),
-            "Extension",
-            Duration::from_secs(10),
-        )
-        .expect("the serving backend sleeps in the 'S' handler");
+    serving_backend_waiting(&p.primary, "terminate_send", "Extension");
     assert_eq!(
         p.standby.must(&format!(
             "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
         )),
         netbuf_wait_event("NetbufSend")
     );
-    interrupt_within_a_second(
-        &p.standby,
-        "pg_terminate_backend",
-        &pid,
-        child,
-        "terminating connection due to administrator command",
-    );
+    interrupt_within_a_second(&p.standby, Interrupt::Terminate, pid, call);
     p.standby.assert_no_crash();
 }
 
 #[test]
 fn terminate_ends_a_standby_backend_blocked_in_recv_within_a_second() {
     let p = pair();
-    let (child, pid) = start_blocked_standby_call(p, "terminate_standby");
-    interrupt_within_a_second(
-        &p.standby,
-        "pg_terminate_backend",
-        &pid,
-        child,
-        "terminating connection due to administrator command",
-    );
+    let (call, pid) = start_blocked_standby_call(p, "terminate_standby");
+    interrupt_within_a_second(&p.standby, Interrupt::Terminate, pid, call);
     p.standby.assert_no_crash();
-}
-
-/// The pid of the serving backend whose application_name is tag.
-fn serving_pid(p: &Pair, tag: &str) -> String {
-    let sql = format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' AND query LIKE 'CALL netbuf.serve(%'"
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let pid = p.primary.must(&sql);
-        if !pid.is_empty() {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "no serving backend for {tag}");
-        sleep(Duration::from_millis(20));
-    }
 }
 
 #[test]
 fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
     let p = pair();
-    for (function, tag, expected) in [
-        (
-            "pg_cancel_backend",
-            "cancel_primary",
-            "canceling statement due to user request",
-        ),
-        (
-            "pg_terminate_backend",
-            "terminate_primary",
-            "terminating connection due to administrator command",
-        ),
+    for (how, tag) in [
+        (Interrupt::Cancel, "cancel_primary"),
+        (Interrupt::Terminate, "terminate_primary"),
     ] {
         // The serving backend waits for input on its socket; a standby
         // backend waits for the 'S' reply on the other end.
-        let (child, _) = start_blocked_standby_call(p, tag);
-        let pid = serving_pid(p, tag);
-        interrupt_within_a_second(&p.primary, function, &pid, child, expected);
+        let (call, _) = start_blocked_standby_call(p, tag);
+        let pid = serving_backend(&p.primary, tag);
+        interrupt_within_a_second(&p.primary, how, pid, call);
         p.primary
             .wait_for(
                 &format!(
@@ -832,65 +701,40 @@ fn cancel_and_terminate_reach_the_primary_serving_backend_within_a_second() {
 fn serving_backend_waiting_for_input_obeys_terminate() {
     let p = pair();
     let tag = "idle_channel";
-    let mut client = Client::connect(&tagged(&p.primary, tag)).expect("connect");
+    let mut client = Client::connect(&tagged_conninfo(&p.primary, tag)).expect("connect");
     assert_eq!(client.request(b"Ehi").unwrap(), b"Ehi");
-    let pid = serving_pid(p, tag);
-    assert_eq!(
-        p.primary.must(&format!(
-            "SELECT wait_event FROM pg_stat_activity WHERE pid = {pid}"
-        )),
-        netbuf_wait_event("NetbufServeRecv")
-    );
+    let pid = serving_backend_waiting(&p.primary, tag, netbuf_wait_event("NetbufServeRecv"));
     let t0 = Instant::now();
-    assert_eq!(
-        p.primary
-            .must(&format!("SELECT pg_terminate_backend({pid})")),
-        "t"
-    );
+    p.primary.terminate_backend(pid);
     p.primary
-        .wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-            "0",
-            Duration::from_secs(1),
-        )
+        .wait_backend_exit(pid, Duration::from_secs(1))
         .expect("serving backend gone within a second");
     assert!(t0.elapsed() < Duration::from_secs(1));
     // libpq reports the primary's FATAL as part of the lost connection.
     let error = client.request(b"Eagain").expect_err("the channel is gone");
     assert!(matches!(error, Error::ConnectionLost(_)), "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("terminating connection due to administrator command"),
-        "{error}"
-    );
+    assert!(error.to_string().contains(TERMINATED), "{error}");
 }
 
 #[test]
 fn terminating_the_serving_backend_fails_the_wait_and_the_next_request_reconnects() {
     let p = pair();
     let tag = "terminate_rust";
-    let mut client = Client::connect(&tagged(&p.primary, tag)).expect("connect");
+    let mut client = Client::connect(&tagged_conninfo(&p.primary, tag)).expect("connect");
     assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
     // Blocked in recv on a one-minute 'S' when its serving backend goes.
     client.send(&[b'S', 0, 0, 0xea, 0x60]).unwrap();
-    let pid = serving_pid(p, tag);
+    let pid = serving_backend(&p.primary, tag);
     let since = Instant::now();
-    p.primary
-        .must(&format!("SELECT pg_terminate_backend({pid})"));
+    p.primary.terminate_backend(pid);
     let error = client.recv().expect_err("the serving backend is gone");
     let elapsed = since.elapsed();
     eprintln!("recv failed {elapsed:?} after pg_terminate_backend: {error}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("terminating connection due to administrator command"),
-        "{error}"
-    );
+    assert!(error.to_string().contains(TERMINATED), "{error}");
     // A new connection; the old stream's "S" can never answer this.
     assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
-    assert_ne!(serving_pid(p, tag), pid);
+    assert_ne!(serving_backend(&p.primary, tag), pid);
     p.primary.assert_no_crash();
 }
 
@@ -900,24 +744,16 @@ fn terminating_a_standby_backend_ends_its_serving_backend() {
     let tag = "terminate_holder";
     let sql = format!(
         "SELECT netbuf_test.hold('{}', 60000)",
-        tagged(&p.primary, tag)
+        tagged_conninfo(&p.primary, tag)
     );
-    let (child, standby_pid) = start_blocked_standby_sql(p, tag, &sql);
-    let serving = serving_pid(p, tag);
+    let (call, standby_pid) = start_blocked_standby_sql(p, tag, &sql);
+    let serving = serving_backend(&p.primary, tag);
     let since = Instant::now();
-    p.standby
-        .must(&format!("SELECT pg_terminate_backend({standby_pid})"));
-    let (stderr, _) = finish(child, since);
-    assert!(
-        stderr.contains("terminating connection due to administrator command"),
-        "{stderr}"
-    );
+    p.standby.terminate_backend(standby_pid);
+    let (stderr, _) = finish(call, since);
+    assert!(stderr.contains(TERMINATED), "{stderr}");
     p.primary
-        .wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {serving}"),
-            "0",
-            Duration::from_secs(5),
-        )
+        .wait_backend_exit(serving, Duration::from_secs(5))
         .expect("the serving backend of a terminated standby backend exits");
     eprintln!(
         "serving backend gone {:?} after the standby backend was terminated",
@@ -927,102 +763,14 @@ fn terminating_a_standby_backend_ends_its_serving_backend() {
     p.standby.assert_no_crash();
 }
 
-/// A frontend speaking the protocol by hand over the primary's Unix socket,
-/// so that a test can stop reading, or stop half-way through a message,
-/// which libpq never does.
-struct RawChannel {
-    sock: UnixStream,
-}
-
-impl RawChannel {
-    /// Log in (trust) and enter COPY BOTH with CALL netbuf.serve().
-    fn open(node: &Node, application_name: &str) -> RawChannel {
-        let path = node.socket_dir.join(format!(".s.PGSQL.{}", node.port));
-        let sock = UnixStream::connect(&path).expect("connect to the Unix socket");
-        let mut raw = RawChannel { sock };
-        let mut startup = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
-        for (key, value) in [
-            ("user", "postgres"),
-            ("database", "postgres"),
-            ("application_name", application_name),
-        ] {
-            startup.extend(key.as_bytes().iter().chain(b"\0"));
-            startup.extend(value.as_bytes().iter().chain(b"\0"));
-        }
-        startup.push(0);
-        raw.write(&(startup.len() as u32 + 4).to_be_bytes());
-        raw.write(&startup);
-        raw.read_until(b'Z'); // ReadyForQuery
-        raw.send(b'Q', b"CALL netbuf.serve()\0");
-        raw.read_until(b'W'); // CopyBothResponse
-        raw
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        use std::io::Write;
-        self.sock.write_all(bytes).expect("write to the primary");
-    }
-
-    fn send(&mut self, tag: u8, body: &[u8]) {
-        self.write(&[tag]);
-        self.write(&(body.len() as u32 + 4).to_be_bytes());
-        self.write(body);
-    }
-
-    fn read_message(&mut self) -> (u8, Vec<u8>) {
-        use std::io::Read;
-        let mut header = [0u8; 5];
-        self.sock
-            .read_exact(&mut header)
-            .expect("read a message header");
-        let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize - 4;
-        let mut body = vec![0; len];
-        self.sock
-            .read_exact(&mut body)
-            .expect("read a message body");
-        (header[0], body)
-    }
-
-    fn read_until(&mut self, tag: u8) -> Vec<u8> {
-        loop {
-            match self.read_message() {
-                (t, body) if t == tag => return body,
-                (b'E', body) => {
-                    panic!("error from the primary: {}", String::from_utf8_lossy(&body))
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Terminate the backend serving `tag` once it waits on `wait_event`, and
-/// require it gone within a second.
+/// Terminates the backend serving `tag` once it waits on `wait_event`, and
+/// requires it gone within a second.
 fn terminate_when_waiting(p: &Pair, tag: &str, wait_event: &str) {
-    let find = format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}' AND wait_event = '{wait_event}'"
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let pid = loop {
-        let pid = p.primary.must(&find);
-        if !pid.is_empty() {
-            break pid;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{tag} never waited on {wait_event}"
-        );
-        sleep(Duration::from_millis(20));
-    };
+    let pid = serving_backend_waiting(&p.primary, tag, wait_event);
     let since = Instant::now();
+    p.primary.terminate_backend(pid);
     p.primary
-        .must(&format!("SELECT pg_terminate_backend({pid})"));
-    p.primary
-        .wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-            "0",
-            Duration::from_secs(1),
-        )
+        .wait_backend_exit(pid, Duration::from_secs(1))
         .unwrap_or_else(|e| panic!("{tag}: serving backend outlived pg_terminate_backend: {e}"));
     eprintln!(
         "{tag}: serving backend gone {:?} after pg_terminate_backend",
@@ -1034,7 +782,7 @@ fn terminate_when_waiting(p: &Pair, tag: &str, wait_event: &str) {
 fn serving_backend_blocked_writing_a_large_reply_obeys_terminate() {
     let p = pair();
     let tag = "raw_stuck_writer";
-    let mut raw = RawChannel::open(&p.primary, tag);
+    let mut raw = RawChannel::unix(&p.primary, tag);
     // A 1 MiB echo to a client that never reads: the reply fills the socket.
     let request: Vec<u8> = std::iter::once(b'E').chain(vec![7u8; 1 << 20]).collect();
     raw.send(b'd', &request);
@@ -1046,7 +794,7 @@ fn serving_backend_blocked_writing_a_large_reply_obeys_terminate() {
 fn serving_backend_waiting_inside_a_large_request_obeys_terminate() {
     let p = pair();
     let tag = "raw_half_request";
-    let mut raw = RawChannel::open(&p.primary, tag);
+    let mut raw = RawChannel::unix(&p.primary, tag);
     // One whole large request first: the next large one is read straight
     // from the socket, past pqcomm's buffer.
     let request: Vec<u8> = std::iter::once(b'E').chain(vec![9u8; 100_000]).collect();
@@ -1109,10 +857,12 @@ fn large_and_small_messages_pipelined_round_trip_intact() {
     let fine = [vec![b'E'], vec![3u8; 150_000]].concat();
     let over = [vec![b'E'], vec![4u8; 250_000]].concat();
     assert!(client.request(&fine).unwrap() == fine);
-    let error = client
-        .request(&over)
-        .expect_err("over netbuf.max_message_size");
-    assert_eq!(error.sqlstate(), "54000", "{error}");
+    expect_error(
+        client.request(&over),
+        "54000",
+        "netbuf.max_message_size",
+        None,
+    );
     assert!(client.request(&fine).unwrap() == fine);
     p.primary.assert_no_crash();
 }
@@ -1121,17 +871,14 @@ fn large_and_small_messages_pipelined_round_trip_intact() {
 fn fast_shutdown_is_not_held_up_by_netbuf() {
     // A private pair: this test stops its servers.
     let mut p = Pair::start(options());
-    let (child, _) = start_blocked_standby_call(&p, "shutdown_standby");
+    let (call, _) = start_blocked_standby_call(&p, "shutdown_standby");
     let t0 = Instant::now();
     p.standby
         .pg_ctl(&["stop", "-m", "fast", "-w", "-t", "30"])
         .expect("standby stops");
     let standby_stop = t0.elapsed();
-    let (stderr, _) = finish(child, t0);
-    assert!(
-        stderr.contains("terminating connection due to administrator command"),
-        "{stderr}"
-    );
+    let (stderr, _) = finish(call, t0);
+    assert!(stderr.contains(TERMINATED), "{stderr}");
 
     let mut client = Client::connect(&p.primary.conninfo()).expect("connect");
     assert_eq!(client.request(b"Eup").unwrap(), b"Eup");
@@ -1266,10 +1013,10 @@ fn primary_restart_fails_the_blocked_call_and_the_next_send_reconnects() {
     let pm_standby = p.standby.postmaster_pid();
 
     for mode in ["fast", "immediate"] {
-        let (child, _) = start_blocked_standby_call(&p, &format!("restart_{mode}"));
+        let (call, _) = start_blocked_standby_call(&p, &format!("restart_{mode}"));
         let t0 = Instant::now();
         p.primary.restart(mode);
-        let (stderr, elapsed) = finish(child, t0);
+        let (stderr, elapsed) = finish(call, t0);
         assert!(
             stderr.contains("netbuf: lost the connection to the primary"),
             "{mode}: {stderr}"
@@ -1311,12 +1058,11 @@ fn primary_restart_fails_the_blocked_call_and_the_next_send_reconnects() {
 fn serving_backend_killed_by_sigkill_then_standby_stopped_leaves_no_orphans() {
     // A private pair: SIGKILL makes the primary restart every backend.
     let mut p = Pair::start(options());
-    let mut client = Client::connect(&tagged(&p.primary, "sigkill")).expect("connect");
+    let mut client = Client::connect(&tagged_conninfo(&p.primary, "sigkill")).expect("connect");
     assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
-    let pid = serving_pid(&p, "sigkill");
-    let pid_number: libc::pid_t = pid.parse().unwrap();
+    let pid = serving_backend(&p.primary, "sigkill");
     // SAFETY: kill(2) of the serving backend's pid, a process the test owns.
-    assert_eq!(unsafe { libc::kill(pid_number, libc::SIGKILL) }, 0);
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
     let error = client
         .request(b"Eduring")
         .expect_err("the serving backend is gone");

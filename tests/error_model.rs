@@ -15,34 +15,24 @@
 //!
 //! Needs `make install install-test-module` first; `make test` does it.
 
-mod common;
-
 use std::ffi::{CStr, CString};
 use std::os::raw::{c_int, c_void};
 use std::path::Path;
 use std::ptr;
 use std::sync::{Mutex, RwLock, RwLockReadGuard, RwLockWriteGuard};
-use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use common::{
-    Pair, PairOptions, Stopped, shared_pair_with, tagged_backend, tagged_backends, tagged_conninfo,
+use netbuf_testkit::test_module::{
+    assert_reply, bytea_bytes, bytea_literal as lit, echo_msg, show, sleep_msg, unhex,
+};
+use netbuf_testkit::{
+    Pair, PairOptions, Stopped, serving_backend, shared_pair_with, tagged_backends,
+    tagged_conninfo, wait_tagged_backends,
 };
 
-fn options() -> PairOptions {
-    PairOptions {
-        // The test module's ops ('S': sleep) in every serving backend.
-        primary_conf: vec!["session_preload_libraries = 'netbuf_test'".into()],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-        ],
-        ..PairOptions::default()
-    }
-}
-
 fn pair() -> &'static Pair {
-    shared_pair_with(options)
+    // The test module's ops ('S': sleep) in every serving backend.
+    shared_pair_with(PairOptions::with_test_module)
 }
 
 /// Tests that may leak many channels on a broken netbuf (up to 50 serving
@@ -247,15 +237,7 @@ impl Session {
 
     /// An exchange that must return its own request (an echo).
     fn echo(&self, message: &[u8]) {
-        match self.exchange(message) {
-            Ok(reply) => assert!(
-                reply == message,
-                "the reply to {} is {}",
-                show(message),
-                show(&reply)
-            ),
-            Err(e) => panic!("exchange of {}: {e:?}", show(message)),
-        }
+        assert_reply(message, self.exchange(message), message);
     }
 
     fn take_notices(&self) -> Vec<String> {
@@ -325,106 +307,40 @@ impl Drop for Session {
 
 // ---- helpers ---------------------------------------------------------------
 
-/// A bytea literal.
-fn lit(bytes: &[u8]) -> String {
-    format!("'\\x{}'::bytea", hex(bytes))
-}
-
 /// A bytea result (hex output) as bytes; panics on NULL.
 fn bytea_value(what: &str, value: Option<String>) -> Vec<u8> {
-    let value = value.unwrap_or_else(|| panic!("{what}: NULL"));
-    unhex(value.strip_prefix("\\x").expect("bytea in hex"))
+    bytea_bytes(&value.unwrap_or_else(|| panic!("{what}: NULL")))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
-        .collect()
-}
-
-/// A reply or request for assertion messages: 'S' + its int32, or text.
-fn show(bytes: &[u8]) -> String {
-    match bytes {
-        [b'S', ms @ ..] if ms.len() == 4 => {
-            format!("'S' {} ms", i32::from_be_bytes(ms.try_into().unwrap()))
-        }
-        _ => format!("{:?}", String::from_utf8_lossy(bytes)),
-    }
-}
-
-/// An echo request unique to this test and step.
-fn echo_msg(tag: &str, what: &str) -> Vec<u8> {
-    format!("E{tag}:{what}").into_bytes()
-}
-
-/// The test module's sleep request: 'S' + int32 milliseconds, answered "S".
-fn sleep_msg(ms: i32) -> Vec<u8> {
-    [&b"S"[..], &ms.to_be_bytes()].concat()
-}
-
-/// Opens the session channel with `tag` as its application_name, checks it
-/// with an echo and returns its serving backend's pid.
-fn open_session_channel(p: &Pair, s: &Session, tag: &str) -> libc::pid_t {
+/// A test that shares the pair: the shared lock, a standby session, and
+/// its session channel opened with `tag` as its application_name and
+/// checked with an echo; with the channel's serving backend.
+fn session_with_channel(tag: &str) -> (RwLockReadGuard<'static, ()>, Session, libc::pid_t) {
+    let lock = shared();
+    let p = pair();
+    let s = Session::standby(p);
     s.must(&format!(
         "SELECT netbuf_test.session_connect('{}')",
         tagged_conninfo(&p.primary, tag)
     ));
     s.echo(&echo_msg(tag, "warm"));
-    tagged_backend(&p.primary, tag)
+    let serving = serving_backend(&p.primary, tag);
+    (lock, s, serving)
 }
 
 /// Waits until `session`'s standby backend waits inside netbuf (on its
 /// latch and socket: wait_event_type Extension).
 fn wait_in_netbuf(p: &Pair, session: &Session) {
-    p.standby
-        .wait_for(
-            &format!(
-                "SELECT wait_event_type FROM pg_stat_activity WHERE pid = {}",
-                session.pid()
-            ),
-            "Extension",
-            Duration::from_secs(20),
-        )
-        .expect("the standby backend waits inside netbuf");
-}
-
-fn cancel(p: &Pair, session: &Session) {
-    assert_eq!(
-        p.standby
-            .must(&format!("SELECT pg_cancel_backend({})", session.pid())),
-        "t"
-    );
-}
-
-/// Waits for the number of serving backends tagged `tag` on the primary to
-/// become `n`; Err carries the pids last seen.
-fn wait_backends(p: &Pair, tag: &str, n: usize, timeout: Duration) -> Result<(), Vec<i32>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let pids = tagged_backends(&p.primary, tag);
-        if pids.len() == n {
-            return Ok(());
-        }
-        if Instant::now() >= deadline {
-            return Err(pids);
-        }
-        sleep(Duration::from_millis(50));
-    }
+    p.standby.wait_backend(&format!(
+        "pid = {} AND wait_event_type = 'Extension'",
+        session.pid()
+    ));
 }
 
 /// Waits for the primary backend `pid` to exit.
 fn wait_gone(p: &Pair, pid: libc::pid_t) {
     p.primary
-        .wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-            "0",
-            EXIT_WAIT,
-        )
+        .wait_backend_exit(pid, EXIT_WAIT)
         .unwrap_or_else(|e| panic!("serving backend {pid} still there: {e}"));
 }
 
@@ -436,7 +352,7 @@ struct Reap<'a>(&'a Pair, &'a str);
 
 impl Drop for Reap<'_> {
     fn drop(&mut self) {
-        let _ = wait_backends(self.0, self.1, 0, Duration::from_secs(20));
+        let _ = wait_tagged_backends(&self.0.primary, self.1, 0, Duration::from_secs(20));
     }
 }
 
@@ -448,11 +364,9 @@ impl Drop for Reap<'_> {
 /// request.
 #[test]
 fn statement_timeout_with_the_serving_backend_stopped_never_shifts_replies() {
-    let _lock = shared();
     let p = pair();
     let tag = "em_stopped_timeout";
-    let s = Session::standby(p);
-    let serving = open_session_channel(p, &s, tag);
+    let (_lock, s, serving) = session_with_channel(tag);
     {
         let _stopped = Stopped::new(serving);
         s.must("SET statement_timeout = '700ms'");
@@ -476,17 +390,15 @@ fn statement_timeout_with_the_serving_backend_stopped_never_shifts_replies() {
 /// reply, not the "S" that arrives later.
 #[test]
 fn pg_cancel_backend_while_waiting_never_shifts_replies() {
-    let _lock = shared();
     let p = pair();
     let tag = "em_cancel";
-    let s = Session::standby(p);
-    open_session_channel(p, &s, tag);
+    let (_lock, s, _) = session_with_channel(tag);
     s.start(&format!(
         "SELECT netbuf_test.session_request({})",
         lit(&sleep_msg(2000))
     ));
     wait_in_netbuf(p, &s);
-    cancel(p, &s);
+    p.standby.cancel_backend(s.pid());
     match s.finish() {
         Err(e) if e.sqlstate == "57014" => {}
         other => panic!("the exchange should be cancelled (57014), got {other:?}"),
@@ -515,10 +427,8 @@ enum Interrupt {
 }
 
 fn pipelined_interrupt(tag: &str, how: Interrupt) {
-    let _lock = shared();
     let p = pair();
-    let s = Session::standby(p);
-    open_session_channel(p, &s, tag);
+    let (_lock, s, _) = session_with_channel(tag);
     let mut batch: Vec<Vec<u8>> = (1..=8).map(|i| echo_msg(tag, &format!("E{i}"))).collect();
     batch[3] = sleep_msg(2000);
     let array = batch.iter().map(|m| lit(m)).collect::<Vec<_>>().join(",");
@@ -544,7 +454,7 @@ fn pipelined_interrupt(tag: &str, how: Interrupt) {
         Interrupt::Cancel => {
             s.start("SELECT netbuf_test.session_recv()");
             wait_in_netbuf(p, &s);
-            cancel(p, &s);
+            p.standby.cancel_backend(s.pid());
             s.finish().map(|v| bytea_value("the fourth recv", v))
         }
     };
@@ -574,11 +484,8 @@ fn pipelined_interrupt(tag: &str, how: Interrupt) {
 /// one.
 #[test]
 fn error_between_send_and_recv_never_shifts_replies() {
-    let _lock = shared();
-    let p = pair();
     let tag = "em_caller_error";
-    let s = Session::standby(p);
-    open_session_channel(p, &s, tag);
+    let (_lock, s, _) = session_with_channel(tag);
     s.must("BEGIN");
     s.must(&format!(
         "SELECT netbuf_test.session_send({})",
@@ -599,11 +506,9 @@ fn error_between_send_and_recv_never_shifts_replies() {
 /// were no longer the reply's: 300,015 bytes came back, not equal).
 #[test]
 fn a_reply_forwarded_after_a_reset_arrives_intact() {
-    let _lock = shared();
     let p = pair();
     let tag = "em_forward";
-    let s = Session::standby(p);
-    open_session_channel(p, &s, tag);
+    let (_lock, s, _) = session_with_channel(tag);
     let big: Vec<u8> = [
         echo_msg(tag, "big"),
         (0..300_000u32).map(|i| (i % 251) as u8).collect(),
@@ -645,11 +550,8 @@ fn a_reply_forwarded_after_a_reset_arrives_intact() {
 /// transaction, right after the subtransaction aborted, and again after.
 #[test]
 fn error_between_send_and_recv_in_an_exception_block_never_shifts_replies() {
-    let _lock = shared();
-    let p = pair();
     let tag = "em_caller_error_sub";
-    let s = Session::standby(p);
-    open_session_channel(p, &s, tag);
+    let (_lock, s, _) = session_with_channel(tag);
     let abandoned = echo_msg(tag, "in-abandoned");
     let next = echo_msg(tag, "out");
     s.must(&format!(
@@ -735,7 +637,7 @@ fn a_thousand_failing_calls_in_exception_blocks_leave_no_backend_and_no_fd() {
              END;
          END $$"
     ));
-    wait_backends(p, tag, 0, EXIT_WAIT).expect("the warm-up channel is closed");
+    wait_tagged_backends(&p.primary, tag, 0, EXIT_WAIT).expect("the warm-up channel is closed");
     let datadir = &p.standby.datadir;
     let before = s.fds(datadir);
     let t0 = Instant::now();
@@ -751,7 +653,7 @@ fn a_thousand_failing_calls_in_exception_blocks_leave_no_backend_and_no_fd() {
             PER_BLOCK.to_string(),
             "block {block}: expected {PER_BLOCK} 'out of range' errors"
         );
-        if let Err(left) = wait_backends(p, tag, 0, EXIT_WAIT) {
+        if let Err(left) = wait_tagged_backends(&p.primary, tag, 0, EXIT_WAIT) {
             let now = s.fds(datadir);
             panic!(
                 "after {} failing calls, {} serving backends are left on the primary; \
@@ -799,7 +701,7 @@ fn forty_failing_statements_leave_no_backend_and_no_fd() {
         )),
         Some("{301}".into())
     );
-    wait_backends(p, tag, 0, EXIT_WAIT).expect("the warm-up channel is closed");
+    wait_tagged_backends(&p.primary, tag, 0, EXIT_WAIT).expect("the warm-up channel is closed");
     let datadir = &p.standby.datadir;
     let before = s.fds(datadir);
     for _ in 0..40 {
@@ -809,7 +711,7 @@ fn forty_failing_statements_leave_no_backend_and_no_fd() {
         );
         assert!(e.message.contains("out of range"), "{e:?}");
     }
-    let left = wait_backends(p, tag, 0, EXIT_WAIT).err();
+    let left = wait_tagged_backends(&p.primary, tag, 0, EXIT_WAIT).err();
     let after = s.fds(datadir);
     assert!(
         left.is_none() && after.stable_since(&before),
@@ -842,7 +744,7 @@ fn a_channel_left_open_is_closed_with_a_warning_at_commit() {
 
     s.must(&format!("SELECT netbuf_test.leak('{conninfo}')"));
     let notices = s.take_notices();
-    let left = wait_backends(p, tag, 0, EXIT_WAIT).err();
+    let left = wait_tagged_backends(&p.primary, tag, 0, EXIT_WAIT).err();
     assert!(
         leak_warnings(&notices) == 1 && left.is_none(),
         "autocommit: notices {notices:?}; serving backends left: {left:?}"
@@ -853,7 +755,7 @@ fn a_channel_left_open_is_closed_with_a_warning_at_commit() {
     s.must(&format!("SELECT netbuf_test.leak('{conninfo}')"));
     s.must("COMMIT");
     let notices = s.take_notices();
-    let left = wait_backends(p, tag, 0, EXIT_WAIT).err();
+    let left = wait_tagged_backends(&p.primary, tag, 0, EXIT_WAIT).err();
     assert!(
         leak_warnings(&notices) == 2 && left.is_none(),
         "transaction block: notices {notices:?}; serving backends left: {left:?}"
@@ -866,11 +768,9 @@ fn a_channel_left_open_is_closed_with_a_warning_at_commit() {
 /// same serving backend answers throughout.
 #[test]
 fn a_pinned_channel_survives_many_transactions_including_aborted_ones() {
-    let _lock = shared();
     let p = pair();
     let tag = "em_pinned";
-    let s = Session::standby(p);
-    let serving = open_session_channel(p, &s, tag);
+    let (_lock, s, serving) = session_with_channel(tag);
     let mut statements = 0;
     for i in 0..60 {
         let msg = |step: &str| echo_msg(tag, &format!("{i}-{step}"));

@@ -1,9 +1,10 @@
-//! Checks the test harness itself against real servers.
+//! Checks the test kit itself (tests/kit) against real servers.
 
-mod common;
-
-use common::{Pair, PairOptions, shared_pair_with};
 use std::time::Duration;
+
+use netbuf_testkit::{
+    Pair, PairOptions, Server, ServerOptions, assert_sql_error, shared_pair_with,
+};
 
 /// Without the extension: the self-test must not depend on netbuf being
 /// installed.
@@ -58,6 +59,12 @@ fn shared_pair_sql_helpers() {
         .sql("CREATE TABLE selftest_ro (x int)")
         .unwrap_err();
     assert!(err.contains("read-only transaction"), "{err}");
+    // Verbose errors carry the SQLSTATE, in psql -c and in a script.
+    let err = p.expect_error("SELECT 1/0", "22012", "division by zero");
+    assert!(err.contains("LOCATION:"), "{err}");
+    let (out, err) = p.script("SELECT 1/0;\nSELECT 'after';\n");
+    assert_eq!(out.trim(), "after", "a script goes on after an error");
+    assert_sql_error(&err, "22012", "division by zero");
     assert!(p.log_text().contains("division by zero"));
     assert!(p.pg_ctl(&["status"]).unwrap().contains("server is running"));
 }
@@ -65,7 +72,7 @@ fn shared_pair_sql_helpers() {
 #[test]
 fn private_pair_restarts_and_cleans_up() {
     let mut pair = Pair::start(no_extension());
-    let dir = pair.dir.clone();
+    let dir = pair.dir().to_path_buf();
     assert!(dir.is_dir());
 
     pair.primary.restart("fast");
@@ -90,10 +97,25 @@ fn private_pair_restarts_and_cleans_up() {
 #[test]
 fn private_pair_drop_cleans_up() {
     let pair = Pair::start(no_extension());
-    let dir = pair.dir.clone();
+    let dir = pair.dir().to_path_buf();
     let pidfile = pair.primary.datadir.join("postmaster.pid");
     assert!(pidfile.exists());
     drop(pair);
+    if std::env::var("NETBUF_TEST_KEEP").is_err() {
+        assert!(!dir.exists(), "{} was not removed", dir.display());
+    }
+}
+
+#[test]
+fn lone_server_starts_and_drop_cleans_up() {
+    let server = Server::start(ServerOptions {
+        setup_sql: vec!["CREATE TABLE selftest_lone AS SELECT 7 AS n".into()],
+        ..ServerOptions::default()
+    });
+    let dir = server.dir().to_path_buf();
+    assert_eq!(server.node.must("SELECT n FROM selftest_lone"), "7");
+    assert_eq!(server.node.must("SELECT pg_is_in_recovery()"), "f");
+    drop(server);
     if std::env::var("NETBUF_TEST_KEEP").is_err() {
         assert!(!dir.exists(), "{} was not removed", dir.display());
     }

@@ -5,13 +5,11 @@
 //! valgrind with NETBUF_LEAK_CONNINFO set, running only the ignored
 //! `leak_workload`, which does the exchanges.
 
-mod common;
-
 use std::process::Command;
 use std::time::Instant;
 
-use common::{Pair, PairOptions};
 use netbuf::Client;
+use netbuf_testkit::{Pair, PairOptions};
 
 const EXCHANGES: u64 = 100_000;
 const PIPELINE_EVERY: u64 = 1_000;

@@ -7,14 +7,15 @@
 //! a veth pair; the partition is that pair's link taken down.  Needs root
 //! (CAP_NET_ADMIN) for `ip netns`; CI runs as root.
 
-mod common;
-
-use std::process::{Child, Command};
-use std::thread::sleep;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{NetnsPlace, Node, Pair, PairOptions, netbuf_wait_event, psql_command};
 use netbuf::Client;
+use netbuf_testkit::test_module::{bytea_literal, sleep_msg};
+use netbuf_testkit::{
+    BackgroundSql, NetnsPlace, Pair, PairOptions, assert_sql_error, is_root, netbuf_wait_event,
+    run_checked,
+};
 
 /// The primary's netbuf.peer_timeout in this test.
 const PRIMARY_PEER_TIMEOUT: &str = "3s";
@@ -22,7 +23,7 @@ const PRIMARY_PEER_TIMEOUT: &str = "3s";
 const SHORT_TIMEOUTS: &str =
     "keepalives_idle=1 keepalives_interval=1 keepalives_count=2 tcp_user_timeout=3000";
 /// A request the primary's test module answers after two minutes.
-const SLEEP_TWO_MINUTES: [u8; 5] = [b'S', 0, 1, 0xd4, 0xc0];
+const SLEEP_TWO_MINUTES: i32 = 120_000;
 
 /// A network namespace joined to this one by a veth pair; removed on drop.
 struct NetnsLink {
@@ -32,20 +33,10 @@ struct NetnsLink {
     netns_address: String,
 }
 
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+fn ip(args: &[&str]) {
+    let mut ip = Command::new("ip");
+    ip.args(args);
+    run_checked(ip, "ip");
 }
 
 impl NetnsLink {
@@ -87,67 +78,32 @@ impl NetnsLink {
         ]);
         all.push(vec!["netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
         for step in &all {
-            // Dropping `link` removes what was made so far.
-            ip(step).unwrap_or_else(|e| panic!("setting up the network namespace: {e}"));
+            // Dropping `link` (on a panic) removes what was made so far.
+            ip(step);
         }
         link
     }
 
     /// Take the link down: packets vanish, nobody is told.
     fn cut(&self) {
-        ip(&["link", "set", &self.host_if, "down"]).expect("cutting the link");
+        ip(&["link", "set", &self.host_if, "down"]);
     }
 
     fn heal(&self) {
-        ip(&["link", "set", &self.host_if, "up"]).expect("healing the link");
+        ip(&["link", "set", &self.host_if, "up"]);
     }
 }
 
 impl Drop for NetnsLink {
     fn drop(&mut self) {
         // Deleting the host end deletes its peer; then the namespace.
-        let _ = ip(&["link", "del", &self.host_if]);
-        let _ = ip(&["netns", "del", &self.netns]);
-    }
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
-
-/// `psql -c sql` on the standby in the background, tagged for pg_stat_activity.
-fn standby_call(standby: &Node, tag: &str, sql: &str) -> Child {
-    psql_command(&standby.conninfo())
-        .args(["-c", &format!("{sql} /* {tag} */")])
-        .spawn()
-        .expect("psql")
-}
-
-/// Wait until `node` shows a backend of `query_like` waiting in netbuf (or
-/// in the test module's sleep).
-fn wait_for_backend(node: &Node, filter: &str) {
-    let sql = format!("SELECT count(*) > 0 FROM pg_stat_activity WHERE {filter}");
-    node.wait_for(&sql, "t", Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("no backend with {filter} on {}: {e}", node.name));
-}
-
-/// Wait for a background psql; its stderr and when it ended.
-fn finish(mut child: Child, limit: Duration, since: Instant) -> (String, Duration) {
-    loop {
-        if child.try_wait().expect("try_wait").is_some() {
-            let elapsed = since.elapsed();
-            let output = child.wait_with_output().expect("output");
-            return (
-                String::from_utf8_lossy(&output.stderr).into_owned(),
-                elapsed,
-            );
+        // Best effort, and never a panic in drop.
+        for args in [
+            ["link", "del", self.host_if.as_str()],
+            ["netns", "del", self.netns.as_str()],
+        ] {
+            let _ = Command::new("ip").args(args).output();
         }
-        if since.elapsed() > limit {
-            let _ = child.kill();
-            panic!("the standby backend still waits {limit:?} after the partition");
-        }
-        sleep(Duration::from_millis(20));
     }
 }
 
@@ -160,25 +116,18 @@ fn silent_partition_is_noticed_on_both_ends_and_healing_reconnects() {
     // Declared first so that it is dropped last, after the servers stopped.
     let link = NetnsLink::create();
     let subnet = format!("{}/24", link.host_address);
-    let pair = Pair::start(PairOptions {
-        primary_conf: vec![
-            "session_preload_libraries = 'netbuf_test'".into(),
-            format!("netbuf.peer_timeout = '{PRIMARY_PEER_TIMEOUT}'"),
-        ],
-        hba_lines: vec![
-            format!("host all all {subnet} trust"),
-            format!("host replication all {subnet} trust"),
-        ],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-        ],
-        primary_netns: Some(NetnsPlace {
-            netns: link.netns.clone(),
-            address: link.netns_address.clone(),
-        }),
-        ..PairOptions::default()
+    let mut opts = PairOptions::with_test_module();
+    opts.primary_conf
+        .push(format!("netbuf.peer_timeout = '{PRIMARY_PEER_TIMEOUT}'"));
+    opts.hba_lines = vec![
+        format!("host all all {subnet} trust"),
+        format!("host replication all {subnet} trust"),
+    ];
+    opts.primary_netns = Some(NetnsPlace {
+        netns: link.netns.clone(),
+        address: link.netns_address.clone(),
     });
+    let pair = Pair::start(opts);
     let (primary, standby) = (&pair.primary, &pair.standby);
     let with =
         |app: &str, extra: &str| format!("{} application_name={app} {extra}", primary.conninfo());
@@ -195,35 +144,29 @@ fn silent_partition_is_noticed_on_both_ends_and_healing_reconnects() {
     let mut waiting = Client::connect(&with("part_c", SHORT_TIMEOUTS)).expect("C");
     let idle = Client::connect(&with("part_e", "")).expect("E");
     assert_eq!(idle_then_send.request(b"Eb").unwrap(), b"Eb");
-    waiting.send(&SLEEP_TWO_MINUTES).unwrap();
+    waiting.send(&sleep_msg(SLEEP_TWO_MINUTES)).unwrap();
 
     // Standby backends blocked in netbuf_recv on the slow handler: one with
     // netbuf's defaults (NULL conninfo: primary_conninfo), one with the
     // short settings.
-    let sleep_hex = "\\x53000001d4c0";
-    let defaults = standby_call(
+    let sleep = bytea_literal(&sleep_msg(SLEEP_TWO_MINUTES));
+    let defaults = BackgroundSql::start(
         standby,
         "part_defaults",
-        &format!("SELECT netbuf_test.request(NULL, '{sleep_hex}'::bytea)"),
+        &format!("SELECT netbuf_test.request(NULL, {sleep})"),
     );
-    let short = standby_call(
+    let short = BackgroundSql::start(
         standby,
         "part_short",
         &format!(
-            "SELECT netbuf_test.request('{}', '{sleep_hex}'::bytea)",
+            "SELECT netbuf_test.request('{}', {sleep})",
             with("part_a2", SHORT_TIMEOUTS)
         ),
     );
     // Everyone is in place: three requests asleep in the handler.
-    let recv = netbuf_wait_event("NetbufRecv");
-    wait_for_backend(
-        standby,
-        &format!("query LIKE '%/* part_defaults */%' AND wait_event = '{recv}'"),
-    );
-    wait_for_backend(
-        standby,
-        &format!("query LIKE '%/* part_short */%' AND wait_event = '{recv}'"),
-    );
+    let recv = format!("wait_event = '{}'", netbuf_wait_event("NetbufRecv"));
+    defaults.backend_when(standby, &recv);
+    short.backend_when(standby, &recv);
     primary
         .wait_for(
             "SELECT count(*) FROM pg_stat_activity WHERE wait_event = 'Extension' \
@@ -249,24 +192,18 @@ fn silent_partition_is_noticed_on_both_ends_and_healing_reconnects() {
 
     // Client side, short settings: a send into the void fails by
     // tcp_user_timeout, a wait for a reply by keepalives.
-    let error = idle_then_send
-        .request(b"Elost")
-        .expect_err("a request sent into a partition");
-    let b_after = cut.elapsed();
-    assert!(
-        error
-            .to_string()
-            .contains("lost the connection to the primary"),
-        "{error}"
-    );
-    let error = waiting.recv().expect_err("a reply that cannot come");
-    let c_after = cut.elapsed();
-    assert!(
-        error
-            .to_string()
-            .contains("lost the connection to the primary"),
-        "{error}"
-    );
+    let lost = |error: netbuf::Error| {
+        assert!(
+            error
+                .to_string()
+                .contains("lost the connection to the primary"),
+            "{error}"
+        );
+        cut.elapsed()
+    };
+    let b_after =
+        lost((idle_then_send.request(b"Elost")).expect_err("a request sent into a partition"));
+    let c_after = lost(waiting.recv().expect_err("a reply that cannot come"));
     eprintln!(
         "Rust client noticed the partition after {b_after:?} (sending), {c_after:?} (waiting)"
     );
@@ -288,19 +225,17 @@ fn silent_partition_is_noticed_on_both_ends_and_healing_reconnects() {
     );
 
     // Standby backends: short settings, then netbuf's defaults (~30 s).
-    let (stderr, short_after) = finish(short, Duration::from_secs(15), cut);
-    assert!(stderr.contains("08006"), "{stderr}");
-    assert!(
-        stderr.contains("lost the connection to the primary"),
-        "{stderr}"
-    );
-    let (stderr, defaults_after) = finish(defaults, Duration::from_secs(50), cut);
-    assert!(
-        stderr.contains("lost the connection to the primary"),
-        "{stderr}"
+    let short = short.finish(cut, Duration::from_secs(15));
+    assert_sql_error(&short.stderr, "08006", "lost the connection to the primary");
+    let defaults = defaults.finish(cut, Duration::from_secs(50));
+    assert_sql_error(
+        &defaults.stderr,
+        "08006",
+        "lost the connection to the primary",
     );
     eprintln!(
-        "standby backends noticed after {short_after:?} (short conninfo), {defaults_after:?} (defaults)"
+        "standby backends noticed after {:?} (short conninfo), {:?} (defaults)",
+        short.elapsed, defaults.elapsed
     );
 
     // Healed: the next request reconnects and gets its own reply, never the

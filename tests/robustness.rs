@@ -4,30 +4,23 @@
 //!
 //! Needs `make install install-test-module` first; `make test` does it.
 
-mod common;
-
 use std::collections::HashMap;
 
 use std::thread;
 use std::time::Instant;
 
-use common::{Pair, PairOptions, psql_command, shared_pair_with};
 use netbuf::protocol::{decode_int32s, encode_add300};
 use netbuf::{Client, Error};
+use netbuf_testkit::{
+    Pair, PairOptions, proc_status_kb, psql_command, serving_backend, shared_pair_with,
+    tagged_conninfo,
+};
 
 fn options() -> PairOptions {
-    PairOptions {
-        primary_conf: vec![
-            "session_preload_libraries = 'netbuf_test'".into(),
-            "max_connections = 150".into(),
-        ],
-        standby_conf: vec!["max_connections = 150".into()],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-        ],
-        ..PairOptions::default()
-    }
+    let mut opts = PairOptions::with_test_module();
+    opts.primary_conf.push("max_connections = 150".into());
+    opts.standby_conf.push("max_connections = 150".into());
+    opts
 }
 
 fn pair() -> &'static Pair {
@@ -116,7 +109,7 @@ fn random_message(rng: &mut Rng) -> Vec<u8> {
 #[test]
 fn a_hundred_thousand_random_messages_get_their_answer_or_a_clear_error() {
     let p = pair();
-    let pm = p.primary.postmaster_pid();
+    let watch = p.primary.crash_watch();
     const CONNECTIONS: u64 = 4;
     const PER_CONNECTION: u64 = 25_000;
     let started = Instant::now();
@@ -176,24 +169,12 @@ fn a_hundred_thousand_random_messages_get_their_answer_or_a_clear_error() {
 
     // No backend crashed: same postmaster, no crash in the log, and a new
     // channel from a standby backend is answered.
-    assert_eq!(p.primary.postmaster_pid(), pm, "the primary restarted");
-    p.primary.assert_no_crash();
+    watch.assert_intact();
     assert_eq!(
         p.standby
             .must("SELECT netbuf_test.exchange_n(NULL, '{100,200,300}')"),
         "{400,500,600}"
     );
-}
-
-/// VmRSS of a process in kB.
-fn rss_kb(pid: &str) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("serving backend status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .expect("VmRSS");
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
 }
 
 #[test]
@@ -232,7 +213,7 @@ fn sixty_four_channels_lose_duplicate_and_reorder_nothing() {
     // exactly (client + 300, i + 300), in order.
     let clients: Vec<_> = (0..RUST_CLIENTS)
         .map(|c| {
-            let conninfo = format!("{} application_name=load_{c}", p.primary.conninfo());
+            let conninfo = tagged_conninfo(&p.primary, &format!("load_{c}"));
             thread::spawn(move || {
                 let mut client = Client::connect(&conninfo).expect("connect");
                 let mut first_rss = None;
@@ -285,10 +266,8 @@ fn sixty_four_channels_lose_duplicate_and_reorder_nothing() {
     drop(keep_open);
 }
 
-/// RSS of the serving backend of Rust client c.
+/// RSS of the serving backend of Rust client c, in kB.
 fn serving_rss(c: u32) -> u64 {
-    let pid = pair().primary.must(&format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = 'load_{c}' AND query LIKE 'CALL netbuf.serve(%'"
-    ));
-    rss_kb(&pid)
+    let pid = serving_backend(&pair().primary, &format!("load_{c}"));
+    proc_status_kb(pid, "VmRSS").expect("the serving backend's VmRSS")
 }

@@ -9,61 +9,23 @@
 //!
 //! Needs `make install install-test-module` first; `make test` does it.
 
-mod common;
-
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{Pair, PairOptions, Stopped, shared_pair_with, tagged_backend, tagged_conninfo};
 use netbuf::{Client, Error};
-
-fn options() -> PairOptions {
-    PairOptions {
-        // The test module's ops ('S': sleep) in every serving backend.
-        primary_conf: vec!["session_preload_libraries = 'netbuf_test'".into()],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-        ],
-        ..PairOptions::default()
-    }
-}
+use netbuf_testkit::test_module::{assert_reply, echo_msg, show, sleep_msg};
+use netbuf_testkit::{
+    Pair, PairOptions, Stopped, serving_backend, shared_pair_with, tagged_conninfo,
+};
 
 fn pair() -> &'static Pair {
-    shared_pair_with(options)
-}
-
-/// An echo request unique to this test and step.
-fn echo_msg(tag: &str, what: &str) -> Vec<u8> {
-    format!("E{tag}:{what}").into_bytes()
-}
-
-/// The test module's sleep request: 'S' + int32 milliseconds, answered "S".
-fn sleep_msg(ms: i32) -> Vec<u8> {
-    [&b"S"[..], &ms.to_be_bytes()].concat()
-}
-
-/// A reply or request for assertion messages.
-fn show(bytes: &[u8]) -> String {
-    match bytes {
-        [b'S', ms @ ..] if ms.len() == 4 => {
-            format!("'S' {} ms", i32::from_be_bytes(ms.try_into().unwrap()))
-        }
-        _ => format!("{:?}", String::from_utf8_lossy(bytes)),
-    }
+    // The test module's ops ('S': sleep) in every serving backend.
+    shared_pair_with(PairOptions::with_test_module)
 }
 
 /// A request whose reply must be its own (an echo, or "S" for a sleep).
 fn expect_reply(client: &mut Client, message: &[u8], expected: &[u8]) {
-    match client.request(message) {
-        Ok(reply) => assert!(
-            reply == expected,
-            "the reply to {} is {}",
-            show(message),
-            show(&reply)
-        ),
-        Err(e) => panic!("request {}: {e:?}", show(message)),
-    }
+    assert_reply(message, client.request(message), expected);
 }
 
 fn echo(client: &mut Client, message: &[u8]) {
@@ -118,17 +80,6 @@ fn assert_recv_fails(client: &mut Client) {
     }
 }
 
-/// Waits for the primary backend `pid` to exit.
-fn wait_gone(p: &Pair, pid: libc::pid_t) {
-    p.primary
-        .wait_for(
-            &format!("SELECT count(*) FROM pg_stat_activity WHERE pid = {pid}"),
-            "0",
-            Duration::from_secs(5),
-        )
-        .unwrap_or_else(|e| panic!("serving backend {pid} still there: {e}"));
-}
-
 /// The reproduction with the Rust API: the serving backend is
 /// stopped, a request times out, the serving backend resumes; the next
 /// request gets its own reply.  A timeout that does not expire changes
@@ -138,7 +89,7 @@ fn timeout_with_the_serving_backend_stopped_never_shifts_replies() {
     let p = pair();
     let tag = "rs_stopped_timeout";
     let mut c = connect(p, tag);
-    let serving = tagged_backend(&p.primary, tag);
+    let serving = serving_backend(&p.primary, tag);
     {
         let _stopped = Stopped::new(serving);
         c.set_timeout(Some(Duration::from_millis(700)));
@@ -164,7 +115,9 @@ fn timeout_with_the_serving_backend_stopped_never_shifts_replies() {
     echo(&mut c, &echo_msg(tag, "fourth"));
     assert_eq!(c.in_flight(), 0);
     // The timed-out connection was closed: its serving backend exits.
-    wait_gone(p, serving);
+    p.primary
+        .wait_backend_exit(serving, Duration::from_secs(5))
+        .expect("the timed-out channel's serving backend exits");
 }
 
 /// A cancel from another thread while the client waits for a slow reply:

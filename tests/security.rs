@@ -7,17 +7,15 @@
 //! Needs `make install install-test-module` first, and the `openssl` CLI
 //! (for a throwaway CA and server certificate); the tests install nothing.
 
-mod common;
-
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{Pair, PairOptions, psql, shared_pair_with};
 use netbuf::{Client, Error};
+use netbuf_testkit::test_module::standby_request;
+use netbuf_testkit::tls::certificates;
+use netbuf_testkit::{Pair, PairOptions, chown_to_server_user, psql, shared_pair_with};
 
 /// Authenticates with SCRAM (pg_hba line below).
 const SCRAM_ROLE: &str = "netbuf_scram";
@@ -36,245 +34,66 @@ const ALL_PASSWORDS: [&str; 3] = [RIGHT_PASSWORD, WRONG_PASSWORD, REJECTED_PASSW
 /// Raised by every trap in schema `evil`.
 const HIJACKED: &str = "hijacked";
 
-// ---- files made before the primary starts ---------------------------------
-
-/// Certificates and the passfile, in a private directory the server user
-/// can read (the primary reads the key; standby backends read the CA files
-/// and the passfile).
-struct Files {
-    dir: PathBuf,
-    /// The CA that signed the server certificate.
-    ca: PathBuf,
-    /// A CA that signed nothing the server presents.
-    other_ca: PathBuf,
-    server_crt: PathBuf,
-    server_key: PathBuf,
-    /// `.pgpass` format, mode 0600, with the right password for SCRAM_ROLE.
-    passfile: PathBuf,
-}
-
-static FILES: OnceLock<Files> = OnceLock::new();
-
-fn files() -> &'static Files {
-    FILES.get_or_init(make_files)
-}
-
-/// The OS user the servers run as (the harness's rule), None when not root.
-fn server_user() -> Option<String> {
-    // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        return None;
-    }
-    Some(std::env::var("NETBUF_TEST_OS_USER").unwrap_or_else(|_| "postgres".into()))
-}
-
-fn run_checked(mut cmd: Command, what: &str) {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{what}: could not run {:?}: {e}", cmd.get_program()));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\n{}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-fn openssl(dir: &Path, args: &[&str], what: &str) {
-    let mut cmd = Command::new("openssl");
-    cmd.current_dir(dir).args(args);
-    run_checked(cmd, what);
-}
-
-/// A self-signed CA: `<name>.crt` and `<name>.key` in `dir`.
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.crt"),
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN=netbuf test {name}"),
-        ],
-        &format!("openssl: CA {name}"),
-    );
-}
-
-extern "C" fn remove_files() {
-    if let Some(f) = FILES.get() {
-        let _ = fs::remove_dir_all(&f.dir);
-    }
-}
-
-fn make_files() -> Files {
-    // The test installs nothing: without the CLI it stops and says so.
-    if let Err(e) = Command::new("openssl")
-        .arg("version")
-        .stdout(Stdio::null())
-        .status()
-    {
-        panic!("the `openssl` command-line tool is needed for the TLS tests ({e}); install it");
-    }
-    let base = std::env::var_os("NETBUF_TEST_TMPDIR").unwrap_or_else(|| "/tmp".into());
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let dir = Path::new(&base).join(format!("netbuf-security-{}-{nanos}", std::process::id()));
-    fs::create_dir(&dir).unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
-    if !std::env::var("NETBUF_TEST_KEEP").is_ok_and(|v| v == "1") {
-        // Registered before the shared pair's own atexit, so it runs after
-        // the servers are stopped.
-        // SAFETY: registering a plain extern "C" fn that never unwinds.
-        unsafe { libc::atexit(remove_files) };
-    }
-    fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
-
-    make_ca(&dir, "ca");
-    make_ca(&dir, "other_ca");
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-new",
-            "-nodes",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-            "-subj",
-            "/CN=127.0.0.1",
-        ],
-        "openssl: server key and CSR",
-    );
-    fs::write(
-        dir.join("server.ext"),
-        "basicConstraints = CA:FALSE\n\
-         keyUsage = critical, digitalSignature, keyEncipherment\n\
-         extendedKeyUsage = serverAuth\n\
-         subjectAltName = IP:127.0.0.1\n",
-    )
-    .unwrap();
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-set_serial",
-            "2",
-            "-days",
-            "2",
-            "-extfile",
-            "server.ext",
-            "-out",
-            "server.crt",
-        ],
-        "openssl: server certificate",
-    );
-
-    let passfile = dir.join("pgpass");
-    fs::write(
-        &passfile,
-        format!("127.0.0.1:*:*:{SCRAM_ROLE}:{RIGHT_PASSWORD}\n"),
-    )
-    .unwrap();
-    for private in [dir.join("server.key"), passfile.clone()] {
-        fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    if let Some(user) = server_user() {
-        let mut chown = Command::new("chown");
-        chown.arg("-R").arg(&user).arg(&dir);
-        run_checked(chown, "chown of the certificate dir");
-    }
-
-    Files {
-        ca: dir.join("ca.crt"),
-        other_ca: dir.join("other_ca.crt"),
-        server_crt: dir.join("server.crt"),
-        server_key: dir.join("server.key"),
-        passfile,
-        dir,
-    }
-}
-
 // ---- the pair ---------------------------------------------------------------
 
+/// `.pgpass` format, mode 0600, with the right password for SCRAM_ROLE, in
+/// the certificates' directory (standby backends read it).
+fn passfile() -> &'static Path {
+    static PASSFILE: OnceLock<PathBuf> = OnceLock::new();
+    PASSFILE.get_or_init(|| {
+        let path = certificates().dir.join("pgpass");
+        fs::write(
+            &path,
+            format!("127.0.0.1:*:*:{SCRAM_ROLE}:{RIGHT_PASSWORD}\n"),
+        )
+        .expect("writing the passfile");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).expect("chmod 600");
+        chown_to_server_user(&path);
+        path
+    })
+}
+
 fn options() -> PairOptions {
-    let f = files();
-    PairOptions {
-        primary_conf: vec![
-            "session_preload_libraries = 'netbuf_test'".into(),
-            "ssl = on".into(),
-            format!("ssl_cert_file = '{}'", f.server_crt.display()),
-            format!("ssl_key_file = '{}'", f.server_key.display()),
-            "password_encryption = 'scram-sha-256'".into(),
-            // "connection authorized: ... SSL enabled" for standby channels.
-            "log_connections = on".into(),
-        ],
-        hba_lines: vec![
-            format!("host all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256"),
-            format!("host all {REJECTED_ROLE} 127.0.0.1/32 reject"),
-        ],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-            format!("CREATE ROLE {SCRAM_ROLE} LOGIN PASSWORD '{RIGHT_PASSWORD}'"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {SCRAM_ROLE}"),
-            format!("CREATE ROLE {REJECTED_ROLE} LOGIN PASSWORD '{REJECTED_PASSWORD}'"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {REJECTED_ROLE}"),
-            format!("CREATE ROLE {HOSTILE_ROLE} LOGIN"),
-            format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {HOSTILE_ROLE}"),
-            format!("CREATE SCHEMA evil AUTHORIZATION {HOSTILE_ROLE}"),
-            // The hostile role's traps: anything netbuf might run
-            // unqualified resolves here first.
-            format!(
-                "SET ROLE {HOSTILE_ROLE}; \
-                 CREATE PROCEDURE evil.serve() LANGUAGE plpgsql AS \
-                   $$BEGIN RAISE EXCEPTION '{HIJACKED}: evil.serve()'; END$$; \
-                 CREATE FUNCTION evil.set_config(text, text, boolean) RETURNS text \
-                   LANGUAGE plpgsql AS \
-                   $$BEGIN RAISE EXCEPTION '{HIJACKED}: evil.set_config(%)', $1; END$$; \
-                 CREATE FUNCTION evil.current_setting(text) RETURNS text \
-                   LANGUAGE plpgsql AS \
-                   $$BEGIN RAISE EXCEPTION '{HIJACKED}: evil.current_setting(%)', $1; END$$; \
-                 RESET ROLE"
-            ),
-            format!("ALTER ROLE {HOSTILE_ROLE} SET search_path = evil, public, pg_catalog"),
-        ],
-        ..PairOptions::default()
-    }
+    let mut opts = PairOptions::with_test_module();
+    opts.primary_conf.extend(certificates().server_conf());
+    opts.primary_conf.extend([
+        "password_encryption = 'scram-sha-256'".into(),
+        // "connection authorized: ... SSL enabled" for standby channels.
+        "log_connections = on".into(),
+    ]);
+    opts.hba_lines = vec![
+        format!("host all {SCRAM_ROLE} 127.0.0.1/32 scram-sha-256"),
+        format!("host all {REJECTED_ROLE} 127.0.0.1/32 reject"),
+    ];
+    opts.setup_sql.extend([
+        format!("CREATE ROLE {SCRAM_ROLE} LOGIN PASSWORD '{RIGHT_PASSWORD}'"),
+        format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {SCRAM_ROLE}"),
+        format!("CREATE ROLE {REJECTED_ROLE} LOGIN PASSWORD '{REJECTED_PASSWORD}'"),
+        format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {REJECTED_ROLE}"),
+        format!("CREATE ROLE {HOSTILE_ROLE} LOGIN"),
+        format!("GRANT EXECUTE ON PROCEDURE netbuf.serve TO {HOSTILE_ROLE}"),
+        format!("CREATE SCHEMA evil AUTHORIZATION {HOSTILE_ROLE}"),
+        // The hostile role's traps: anything netbuf might run
+        // unqualified resolves here first.
+        format!(
+            "SET ROLE {HOSTILE_ROLE}; \
+             CREATE PROCEDURE evil.serve() LANGUAGE plpgsql AS \
+               $$BEGIN RAISE EXCEPTION '{HIJACKED}: evil.serve()'; END$$; \
+             CREATE FUNCTION evil.set_config(text, text, boolean) RETURNS text \
+               LANGUAGE plpgsql AS \
+               $$BEGIN RAISE EXCEPTION '{HIJACKED}: evil.set_config(%)', $1; END$$; \
+             CREATE FUNCTION evil.current_setting(text) RETURNS text \
+               LANGUAGE plpgsql AS \
+               $$BEGIN RAISE EXCEPTION '{HIJACKED}: evil.current_setting(%)', $1; END$$; \
+             RESET ROLE"
+        ),
+        format!("ALTER ROLE {HOSTILE_ROLE} SET search_path = evil, public, pg_catalog"),
+    ]);
+    opts
 }
 
 fn pair() -> &'static Pair {
     shared_pair_with(options)
-}
-
-fn sql_literal(text: &str) -> String {
-    format!("'{}'", text.replace('\'', "''"))
 }
 
 /// One echo round trip with the Rust API.
@@ -286,20 +105,9 @@ fn rust_echo(conninfo: &str) -> Result<Vec<u8>, Error> {
 }
 
 /// One echo round trip from a standby backend (`netbuf_test.request`, the C
-/// API), with verbose errors (SQLSTATE, CONTEXT) from psql's stderr.
-///
-/// The conninfo travels in a session variable, not in the failing
-/// statement's text: the standby logs the text of a failed statement, and a
-/// password the test itself wrote there would not be netbuf's leak.
+/// API), with verbose errors (SQLSTATE, CONTEXT).
 fn standby_echo(conninfo: &str) -> Result<String, String> {
-    psql(
-        &pair().standby.conninfo(),
-        &[
-            "\\set VERBOSITY verbose",
-            &format!("SET netbuf_security.conninfo = {}", sql_literal(conninfo)),
-            "SELECT netbuf_test.request(current_setting('netbuf_security.conninfo'), '\\x45'::bytea)",
-        ],
-    )
+    standby_request(&pair().standby, conninfo)
 }
 
 // ---- TLS ------------------------------------------------------------------
@@ -316,8 +124,8 @@ fn verify_full(root_ca: &Path, tag: &str) -> String {
 #[test]
 fn tls_verify_full_rust_client_connects_and_primary_sees_ssl() {
     let p = pair();
-    let mut client =
-        Client::connect(&verify_full(&files().ca, "tls_rust_ok")).expect("verify-full connect");
+    let mut client = Client::connect(&verify_full(&certificates().ca, "tls_rust_ok"))
+        .expect("verify-full connect");
     assert_eq!(client.request(b"Etls").unwrap(), b"Etls");
     // Large messages too (the serve loop sends replies of 64 kB and more
     // past pqcomm's buffer, through the same TLS layer).
@@ -353,25 +161,8 @@ fn tls_verify_full_rust_client_connects_and_primary_sees_ssl() {
     plain_client.close();
 }
 
-#[test]
-fn tls_verify_full_rust_client_refuses_a_server_from_another_ca() {
-    let error = Client::connect(&verify_full(&files().other_ca, "tls_rust_bad_ca"))
-        .err()
-        .expect("verify-full against the wrong CA must fail");
-    assert!(matches!(error, Error::Connect(_)), "{error:?}");
-    assert!(
-        error.to_string().contains("certificate verify failed"),
-        "{error}"
-    );
-    assert_eq!(
-        pair().primary.must(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'tls_rust_bad_ca'"
-        ),
-        "0"
-    );
-}
-
-/// The primary's "connection authorized" log line for `tag`.
+/// The primary's "connection authorized" log line for application_name
+/// `tag`.
 fn authorized_line(tag: &str) -> Option<String> {
     let needle = format!("application_name={tag}");
     pair()
@@ -385,112 +176,243 @@ fn authorized_line(tag: &str) -> Option<String> {
 #[test]
 fn tls_verify_full_standby_backend_connects_over_ssl() {
     let p = pair();
-    assert_eq!(
-        standby_echo(&verify_full(&files().ca, "tls_standby_ok")).expect("verify-full echo"),
-        "\\x45"
-    );
-    let line = authorized_line("tls_standby_ok").unwrap_or_else(|| {
-        panic!(
-            "no connection authorized line for tls_standby_ok\n{}",
-            p.primary.log_tail()
-        )
-    });
-    assert!(line.contains("SSL enabled"), "{line}");
-
-    // Control: a channel with sslmode=disable is logged without SSL.
     let plain = format!(
         "{} sslmode=disable application_name=tls_standby_plain",
         p.primary.conninfo()
     );
-    assert_eq!(standby_echo(&plain).expect("plain echo"), "\\x45");
-    let line = authorized_line("tls_standby_plain").unwrap_or_else(|| {
-        panic!(
-            "no connection authorized line for tls_standby_plain\n{}",
-            p.primary.log_tail()
-        )
-    });
-    assert!(!line.contains("SSL enabled"), "{line}");
+    // Control: a channel with sslmode=disable is logged without SSL.
+    for (tag, conninfo, ssl) in [
+        (
+            "tls_standby_ok",
+            verify_full(&certificates().ca, "tls_standby_ok"),
+            true,
+        ),
+        ("tls_standby_plain", plain, false),
+    ] {
+        assert_eq!(standby_echo(&conninfo).expect(tag), "\\x45");
+        let line = authorized_line(tag).unwrap_or_else(|| {
+            panic!(
+                "no connection authorized line for {tag}\n{}",
+                p.primary.log_tail()
+            )
+        });
+        assert_eq!(line.contains("SSL enabled"), ssl, "{line}");
+    }
 }
 
-#[test]
-fn tls_verify_full_standby_backend_refuses_a_server_from_another_ca() {
-    let error = standby_echo(&verify_full(&files().other_ca, "tls_standby_bad_ca"))
-        .expect_err("verify-full against the wrong CA must fail");
-    assert!(error.contains("certificate verify failed"), "{error}");
-    assert!(
-        error.contains("netbuf: could not connect to the primary"),
-        "{error}"
-    );
-    assert!(authorized_line("tls_standby_bad_ca").is_none());
+// ---- who gets a channel: one table, from both sides -----------------------------
+
+/// How an attempt must end.
+#[derive(Debug)]
+enum Expect {
+    /// The echo is answered.
+    Answered,
+    /// The connection is refused with an error that says this.
+    Refused(String),
 }
 
-// ---- SCRAM and pg_hba -----------------------------------------------------
-
-/// The outcome of each authentication attempt, made once (the leak test
-/// needs all of them to have happened, in whatever order tests run).
-struct AuthAttempts<T> {
-    password: T,
-    passfile: T,
-    no_password: T,
-    wrong_password: T,
-    rejected: T,
+/// One attempt to open a channel, made with the Rust API and from a
+/// standby backend.
+struct Attempt {
+    what: &'static str,
+    /// The channel's application_name, suffixed `_rust` or `_standby`: the
+    /// primary's "connection authorized" line names it.
+    tag: &'static str,
+    /// The conninfo, without application_name.
+    conninfo: String,
+    expect: Expect,
 }
 
-struct Attempts {
-    rust: AuthAttempts<Result<Vec<u8>, Error>>,
-    standby: AuthAttempts<Result<String, String>>,
+impl Attempt {
+    fn conninfo(&self, side: &str) -> String {
+        format!("{} application_name={}_{side}", self.conninfo, self.tag)
+    }
 }
 
-fn scram_conninfos() -> AuthAttempts<String> {
+/// The table: SCRAM with a password from the conninfo or a passfile, or
+/// none, or a wrong one; a pg_hba `reject` line; TLS verify-full against a
+/// CA that did not sign the server's certificate.
+fn attempts() -> Vec<Attempt> {
     let p = pair();
-    let f = files();
     let scram = format!(
         "{} connect_timeout=10",
         p.primary.conninfo_db("postgres", SCRAM_ROLE)
     );
-    AuthAttempts {
-        password: format!("{scram} password={RIGHT_PASSWORD}"),
-        passfile: format!("{scram} passfile={}", f.passfile.display()),
-        // A passfile that does not exist: no password from anywhere.
-        no_password: format!("{scram} passfile={}", f.dir.join("no-such-file").display()),
-        wrong_password: format!("{scram} password={WRONG_PASSWORD}"),
-        rejected: format!(
-            "{} connect_timeout=10 password={REJECTED_PASSWORD}",
-            p.primary.conninfo_db("postgres", REJECTED_ROLE)
+    let attempt = |what, tag, conninfo, expect| Attempt {
+        what,
+        tag,
+        conninfo,
+        expect,
+    };
+    let refused = |text: &str| Expect::Refused(text.to_owned());
+    vec![
+        attempt(
+            "SCRAM, password in the conninfo",
+            "scram_password",
+            format!("{scram} password={RIGHT_PASSWORD}"),
+            Expect::Answered,
         ),
+        attempt(
+            "SCRAM, password from a passfile",
+            "scram_passfile",
+            format!("{scram} passfile={}", passfile().display()),
+            Expect::Answered,
+        ),
+        // A passfile that does not exist: no password from anywhere.
+        attempt(
+            "SCRAM, no password",
+            "scram_none",
+            format!(
+                "{scram} passfile={}",
+                certificates().dir.join("no-such-file").display()
+            ),
+            refused("no password supplied"),
+        ),
+        attempt(
+            "SCRAM, wrong password",
+            "scram_wrong",
+            format!("{scram} password={WRONG_PASSWORD}"),
+            refused(&format!(
+                "password authentication failed for user \"{SCRAM_ROLE}\""
+            )),
+        ),
+        attempt(
+            "pg_hba reject",
+            "hba_reject",
+            format!(
+                "{} connect_timeout=10 password={REJECTED_PASSWORD}",
+                p.primary.conninfo_db("postgres", REJECTED_ROLE)
+            ),
+            refused(&format!(
+                "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"{REJECTED_ROLE}\""
+            )),
+        ),
+        attempt(
+            "TLS verify-full, server certificate from another CA",
+            "tls_bad_ca",
+            format!(
+                "{} sslmode=verify-full sslrootcert={} connect_timeout=10",
+                p.primary.conninfo(),
+                certificates().other_ca.display()
+            ),
+            refused("certificate verify failed"),
+        ),
+    ]
+}
+
+/// How one attempt ended, from one side.
+#[derive(Debug)]
+enum Ended {
+    /// The echo came back.
+    Answered,
+    /// An error: all of its text (Display and Debug, or psql's stderr),
+    /// and whether it is the kind a refused connection must be (Rust:
+    /// Error::Connect, SQLSTATE 08001; standby: ERROR 08001 "could not
+    /// connect to the primary").
+    Refused { text: String, kind_ok: bool },
+    /// Anything else (a wrong reply).
+    Other(String),
+}
+
+fn rust_attempt(conninfo: &str) -> Ended {
+    match rust_echo(conninfo) {
+        Ok(reply) if reply == b"Esecurity" => Ended::Answered,
+        Ok(reply) => Ended::Other(format!("the reply {reply:?}")),
+        Err(e) => Ended::Refused {
+            kind_ok: matches!(e, Error::Connect(_)) && e.sqlstate() == "08001",
+            text: format!("{e}\n{e:?}"),
+        },
     }
 }
 
-fn attempts() -> &'static Attempts {
-    static ATTEMPTS: OnceLock<Attempts> = OnceLock::new();
-    ATTEMPTS.get_or_init(|| {
-        let c = scram_conninfos();
-        Attempts {
-            rust: AuthAttempts {
-                password: rust_echo(&c.password),
-                passfile: rust_echo(&c.passfile),
-                no_password: rust_echo(&c.no_password),
-                wrong_password: rust_echo(&c.wrong_password),
-                rejected: rust_echo(&c.rejected),
-            },
-            standby: AuthAttempts {
-                password: standby_echo(&c.password),
-                passfile: standby_echo(&c.passfile),
-                no_password: standby_echo(&c.no_password),
-                wrong_password: standby_echo(&c.wrong_password),
-                rejected: standby_echo(&c.rejected),
-            },
+fn standby_attempt(conninfo: &str) -> Ended {
+    match standby_echo(conninfo) {
+        Ok(reply) if reply == "\\x45" => Ended::Answered,
+        Ok(reply) => Ended::Other(format!("the reply {reply:?}")),
+        Err(text) => Ended::Refused {
+            kind_ok: text.contains("ERROR:  08001: netbuf: could not connect to the primary"),
+            text,
+        },
+    }
+}
+
+/// The attempts and how each ended from each side, made once: the leak
+/// test needs all of them to have happened, in whatever order tests run.
+struct Outcomes {
+    attempts: Vec<Attempt>,
+    rust: Vec<Ended>,
+    standby: Vec<Ended>,
+}
+
+fn outcomes() -> &'static Outcomes {
+    static OUTCOMES: OnceLock<Outcomes> = OnceLock::new();
+    OUTCOMES.get_or_init(|| {
+        let attempts = attempts();
+        Outcomes {
+            rust: (attempts.iter())
+                .map(|a| rust_attempt(&a.conninfo("rust")))
+                .collect(),
+            standby: (attempts.iter())
+                .map(|a| standby_attempt(&a.conninfo("standby")))
+                .collect(),
+            attempts,
         }
     })
 }
 
-fn assert_no_password(text: &str, what: &str) {
-    for password in ALL_PASSWORDS {
-        assert!(
-            !text.contains(password),
-            "{what} contains the password {password:?}:\n{text}"
-        );
+/// Every password of the test that `text` shows, as problems.
+fn passwords_in(text: &str, what: &str) -> Vec<String> {
+    ALL_PASSWORDS
+        .iter()
+        .filter(|pw| text.contains(*pw))
+        .map(|pw| format!("{what} shows the password {pw:?}: {text}"))
+        .collect()
+}
+
+/// Where the attempts from `side` did not end as the table says: the
+/// outcome, the error's kind and text, a password in it, or the primary's
+/// log (a refused channel was never authorized, an answered one was).
+fn table_problems(side: &str, ended: &[Ended]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for (attempt, ended) in outcomes().attempts.iter().zip(ended) {
+        let what = format!("{} ({side})", attempt.what);
+        match (&attempt.expect, ended) {
+            (Expect::Answered, Ended::Answered) => {}
+            (Expect::Refused(says), Ended::Refused { text, kind_ok }) => {
+                if !kind_ok || !text.contains(says.as_str()) {
+                    problems.push(format!(
+                        "{what}: expected a connection refusal saying {says:?}, got:\n{text}"
+                    ));
+                }
+                problems.extend(passwords_in(text, &format!("{what}: the error")));
+            }
+            (_, Ended::Other(came)) => problems.push(format!("{what}: {came}")),
+            (expect, ended) => problems.push(format!("{what}: expected {expect:?}, got {ended:?}")),
+        }
+        let tag = format!("{}_{side}", attempt.tag);
+        match (&attempt.expect, authorized_line(&tag)) {
+            (Expect::Answered, None) => {
+                problems.push(format!("{what}: no connection authorized line for {tag}"))
+            }
+            (Expect::Refused(_), Some(line)) => {
+                problems.push(format!("{what}: refused, yet the primary logged {line}"))
+            }
+            _ => {}
+        }
     }
+    problems
+}
+
+#[test]
+fn rust_api_attempts_end_as_the_table_says() {
+    let problems = table_problems("rust", &outcomes().rust);
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+#[test]
+fn standby_backend_attempts_end_as_the_table_says() {
+    let problems = table_problems("standby", &outcomes().standby);
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
 #[test]
@@ -503,7 +425,7 @@ fn scram_role_has_a_scram_verifier_and_authenticates_with_scram() {
         "t"
     );
     // The successful attempts were SCRAM exchanges (log_connections).
-    attempts();
+    outcomes();
     let needle =
         format!("connection authenticated: identity=\"{SCRAM_ROLE}\" method=scram-sha-256");
     assert!(
@@ -513,136 +435,29 @@ fn scram_role_has_a_scram_verifier_and_authenticates_with_scram() {
     );
 }
 
-#[test]
-fn scram_rust_client_authenticates_with_password_or_passfile_only() {
-    let a = &attempts().rust;
-    assert_eq!(a.password.as_deref(), Ok(&b"Esecurity"[..]), "password=");
-    assert_eq!(a.passfile.as_deref(), Ok(&b"Esecurity"[..]), "passfile=");
-    // Control: without either, the server asks for one and gets none.
-    let error = a.no_password.as_ref().expect_err("no password, no channel");
-    assert!(matches!(error, Error::Connect(_)), "{error:?}");
-    assert!(
-        error.to_string().contains("no password supplied"),
-        "{error}"
-    );
-}
-
-#[test]
-fn scram_rust_client_wrong_password_is_refused_without_echoing_a_password() {
-    let error = attempts()
-        .rust
-        .wrong_password
-        .as_ref()
-        .expect_err("wrong password must fail");
-    assert!(matches!(error, Error::Connect(_)), "{error:?}");
-    let text = error.to_string();
-    assert!(
-        text.contains(&format!(
-            "password authentication failed for user \"{SCRAM_ROLE}\""
-        )),
-        "{text}"
-    );
-    assert_no_password(&text, "the error");
-    assert_no_password(&format!("{error:?}"), "the error (Debug)");
-}
-
-#[test]
-fn hba_reject_refuses_rust_client() {
-    let error = attempts()
-        .rust
-        .rejected
-        .as_ref()
-        .expect_err("a reject line must refuse");
-    assert!(matches!(error, Error::Connect(_)), "{error:?}");
-    let text = error.to_string();
-    assert!(
-        text.contains(&format!(
-            "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"{REJECTED_ROLE}\""
-        )),
-        "{text}"
-    );
-    assert_no_password(&text, "the error");
-}
-
-#[test]
-fn scram_standby_backend_authenticates_with_password_or_passfile_only() {
-    let a = &attempts().standby;
-    assert_eq!(a.password.as_deref(), Ok("\\x45"), "password=");
-    assert_eq!(a.passfile.as_deref(), Ok("\\x45"), "passfile=");
-    let error = a.no_password.as_ref().expect_err("no password, no channel");
-    assert!(error.contains("no password supplied"), "{error}");
-    assert!(
-        error.contains("netbuf: could not connect to the primary"),
-        "{error}"
-    );
-}
-
-#[test]
-fn scram_standby_backend_wrong_password_is_refused_without_echoing_a_password() {
-    let error = attempts()
-        .standby
-        .wrong_password
-        .as_ref()
-        .expect_err("wrong password must fail");
-    assert!(
-        error.contains(&format!(
-            "password authentication failed for user \"{SCRAM_ROLE}\""
-        )),
-        "{error}"
-    );
-    assert_no_password(error, "the standby's error");
-}
-
-#[test]
-fn hba_reject_refuses_standby_backend() {
-    let error = attempts()
-        .standby
-        .rejected
-        .as_ref()
-        .expect_err("a reject line must refuse");
-    assert!(
-        error.contains(&format!(
-            "pg_hba.conf rejects connection for host \"127.0.0.1\", user \"{REJECTED_ROLE}\""
-        )),
-        "{error}"
-    );
-    assert_no_password(error, "the standby's error");
-}
-
 // ---- no password anywhere -------------------------------------------------
 
 #[test]
 fn no_password_in_any_error_or_server_log() {
     let p = pair();
-    let a = attempts();
-    let mut errors = Vec::new();
-    for result in [
-        &a.rust.password,
-        &a.rust.passfile,
-        &a.rust.no_password,
-        &a.rust.wrong_password,
-        &a.rust.rejected,
-    ] {
-        if let Err(e) = result {
-            errors.push(format!("{e}\n{e:?}"));
-        }
-    }
-    for result in [
-        &a.standby.password,
-        &a.standby.passfile,
-        &a.standby.no_password,
-        &a.standby.wrong_password,
-        &a.standby.rejected,
-    ] {
-        if let Err(e) = result {
-            errors.push(e.clone());
-        }
-    }
-    // no_password, wrong_password and rejected, from each side.
-    assert_eq!(errors.len(), 6, "{errors:#?}");
-    for error in &errors {
-        assert_no_password(error, "an error");
-    }
+    let o = outcomes();
+    let errors: Vec<&String> = (o.rust.iter().chain(&o.standby))
+        .filter_map(|e| match e {
+            Ended::Refused { text, .. } => Some(text),
+            _ => None,
+        })
+        .collect();
+    // Every refused attempt, from each side.
+    let refused = o
+        .attempts
+        .iter()
+        .filter(|a| matches!(a.expect, Expect::Refused(_)))
+        .count();
+    assert_eq!(errors.len(), 2 * refused, "{errors:#?}");
+    let mut problems: Vec<String> = errors
+        .iter()
+        .flat_map(|e| passwords_in(e, "an error"))
+        .collect();
 
     let primary_log = p.primary.log_text();
     let standby_log = p.standby.log_text();
@@ -664,8 +479,9 @@ fn no_password_in_any_error_or_server_log() {
         "{}",
         p.standby.log_tail()
     );
-    assert_no_password(&primary_log, "the primary's log");
-    assert_no_password(&standby_log, "the standby's log");
+    problems.extend(passwords_in(&primary_log, "the primary's log"));
+    problems.extend(passwords_in(&standby_log, "the standby's log"));
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
 // ---- search_path ------------------------------------------------------------

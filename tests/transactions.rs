@@ -10,25 +10,19 @@
 //!
 //! Needs `make install install-test-module` first; `make test` does it.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Pair, PairOptions, shared_pair_with};
 use netbuf::{Client, Error};
+use netbuf_testkit::{Pair, PairOptions, serving_backend, shared_pair_with, tagged_conninfo};
 
 fn options() -> PairOptions {
-    PairOptions {
-        primary_conf: vec!["session_preload_libraries = 'netbuf_test'".into()],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-            "CREATE TABLE tx_lock (id int)".into(),
-            "CREATE TABLE tx_visible (id int)".into(),
-            "CREATE TABLE tx_err (v text)".into(),
-        ],
-        ..PairOptions::default()
-    }
+    let mut opts = PairOptions::with_test_module();
+    opts.setup_sql.extend([
+        "CREATE TABLE tx_lock (id int)".into(),
+        "CREATE TABLE tx_visible (id int)".into(),
+        "CREATE TABLE tx_err (v text)".into(),
+    ]);
+    opts
 }
 
 fn pair() -> &'static Pair {
@@ -38,22 +32,11 @@ fn pair() -> &'static Pair {
 /// A channel to the primary whose serving backend is found by its
 /// application_name in pg_stat_activity.
 fn connect(application_name: &str) -> Client {
-    let conninfo = format!(
-        "{} application_name={application_name}",
-        pair().primary.conninfo()
-    );
-    Client::connect(&conninfo).expect("connect")
+    Client::connect(&tagged_conninfo(&pair().primary, application_name)).expect("connect")
 }
 
-fn serving_pid(application_name: &str) -> String {
-    let pid = pair().primary.must(&format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = '{application_name}'"
-    ));
-    assert!(
-        pid.parse::<u32>().is_ok(),
-        "one serving backend for {application_name}, got {pid:?}"
-    );
-    pid
+fn serving_pid(application_name: &str) -> libc::pid_t {
+    serving_backend(&pair().primary, application_name)
 }
 
 /// Run `sql` in the primary's 'Q' handler: the first column of the first

@@ -8,33 +8,22 @@
 //!
 //! Needs `make install install-test-module` first; `make test` does it.
 
-mod common;
-
 use std::io::Write;
-use std::os::unix::net::UnixStream;
-use std::process::Child;
-use std::thread::sleep;
+use std::net::Shutdown;
+use std::thread::{self, sleep};
 use std::time::{Duration, Instant};
 
-use common::{
-    Node, Pair, PairOptions, netbuf_wait_event, pg_major, psql_command, shared_pair_with,
-};
 use netbuf::Client;
-
-fn options() -> PairOptions {
-    PairOptions {
-        // The test module's 'S' handler sleeps in the serving backend.
-        primary_conf: vec!["session_preload_libraries = 'netbuf_test'".into()],
-        setup_sql: vec![
-            "CREATE EXTENSION netbuf".into(),
-            "CREATE EXTENSION netbuf_test".into(),
-        ],
-        ..PairOptions::default()
-    }
-}
+use netbuf_testkit::test_module::{bytea_literal, sleep_msg};
+use netbuf_testkit::wire::{RawChannel, message};
+use netbuf_testkit::{
+    BackgroundSql, Node, Pair, PairOptions, netbuf_wait_event, pg_major, serving_backend,
+    serving_backend_waiting, shared_pair_with, tagged_conninfo,
+};
 
 fn pair() -> &'static Pair {
-    shared_pair_with(options)
+    // The test module's 'S' handler sleeps in the serving backend.
+    shared_pair_with(PairOptions::with_test_module)
 }
 
 /// Straight to stderr: libtest captures eprintln! of passing tests, and a
@@ -46,6 +35,19 @@ fn say(msg: &str) {
 /// The full server version, e.g. "17.11", for messages.
 fn server_version(node: &Node) -> String {
     node.must("SHOW server_version")
+}
+
+/// True (and says so, as SKIPPED) when the server under test is older than
+/// `major`, which brought what `test` checks: `lacks` says what it lacks.
+fn skipped_before(major: u32, test: &str, lacks: &str) -> bool {
+    if pg_major() >= major {
+        return false;
+    }
+    say(&format!(
+        "SKIPPED {test}: PostgreSQL {} has no {lacks} (new in {major})",
+        server_version(&pair().primary)
+    ));
+    true
 }
 
 #[test]
@@ -66,12 +68,11 @@ fn the_server_under_test_is_the_major_pg_config_names() {
 #[test]
 fn idle_channel_outlives_transaction_timeout() {
     let p = pair();
-    if pg_major() < 17 {
-        say(&format!(
-            "SKIPPED idle_channel_outlives_transaction_timeout: PostgreSQL {} has no \
-             transaction_timeout (new in 17)",
-            server_version(&p.primary)
-        ));
+    if skipped_before(
+        17,
+        "idle_channel_outlives_transaction_timeout",
+        "transaction_timeout",
+    ) {
         return;
     }
     // A role of its own, so that only its sessions on the primary get the
@@ -95,18 +96,13 @@ fn idle_channel_outlives_transaction_timeout() {
     );
     let mut client = Client::connect(&conninfo).expect("connect");
     assert_eq!(client.request(b"Ebefore").unwrap(), b"Ebefore");
-    let pid = p.primary.must(&format!(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}'"
-    ));
-    assert!(!pid.is_empty(), "no serving backend for {tag}");
+    let pid = serving_backend(&p.primary, tag);
     // The CALL's transaction, and the one SPI_commit starts, would have
     // been ended by now.
     sleep(Duration::from_millis(2500));
     assert_eq!(client.request(b"Eafter").unwrap(), b"Eafter");
     assert_eq!(
-        p.primary.must(&format!(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = '{tag}'"
-        )),
+        serving_backend(&p.primary, tag),
         pid,
         "the channel was served by another backend after the idle time"
     );
@@ -126,63 +122,20 @@ fn say_which_events(test: &str) {
     }
 }
 
-/// Run sql in a psql on the standby, tagged with a comment, and return once
-/// its backend's wait_event is `event`, with the child and the pid.
-#[allow(clippy::zombie_processes)]
-fn standby_waiting(p: &Pair, tag: &str, sql: &str, event: &str) -> (Child, String) {
-    let child = psql_command(&p.standby.conninfo())
-        .args(["-c", &format!("{sql} /* {tag} */")])
-        .spawn()
-        .expect("psql");
-    let find = format!(
-        "SELECT coalesce(wait_event, '-') || ' ' || pid FROM pg_stat_activity \
-         WHERE query LIKE '%/* {tag} */%' AND pid <> pg_backend_pid()"
-    );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut seen = String::new();
-    loop {
-        let row = p.standby.must(&find);
-        if let Some((ev, pid)) = row.split_once(' ')
-            && ev == event
-        {
-            return (child, pid.to_owned());
-        }
-        if !row.is_empty() {
-            seen = row;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{tag}: the standby backend never waited on {event}; last seen (wait_event pid): {seen:?}"
-        );
-        sleep(Duration::from_millis(20));
-    }
-}
-
-/// Cancel the standby backend and wait for its psql to end.
-fn cancel(p: &Pair, pid: &str, mut child: Child) {
-    assert_eq!(
-        p.standby.must(&format!("SELECT pg_cancel_backend({pid})")),
-        "t"
-    );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("psql still running 10 s after the cancel");
-        }
-        sleep(Duration::from_millis(10));
-    }
-    let output = child.wait_with_output().expect("output");
-    let stderr = String::from_utf8_lossy(&output.stderr);
+/// Runs `sql` on the standby in the background until its backend waits on
+/// `event`, then cancels it: the statement must end as cancelled.
+fn cancel_once_waiting(p: &Pair, tag: &str, sql: &str, event: &str) {
+    let call = BackgroundSql::start(&p.standby, tag, sql);
+    let pid = call.backend_when(&p.standby, &format!("wait_event = '{event}'"));
+    p.standby.cancel_backend(pid);
+    let ended = call.finish(Instant::now(), Duration::from_secs(10));
     assert!(
-        stderr.contains("canceling statement due to user request"),
-        "{stderr}"
+        ended
+            .stderr
+            .contains("canceling statement due to user request"),
+        "{tag}: {}",
+        ended.stderr
     );
-}
-
-/// The primary's conninfo with an application_name.
-fn tagged(node: &Node, tag: &str) -> String {
-    format!("{} application_name={tag}", node.conninfo())
 }
 
 #[test]
@@ -192,7 +145,7 @@ fn standby_backend_shows_what_it_waits_for() {
     // Connecting: a "server" that accepts and never says a word.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().unwrap().port();
-    let (child, pid) = standby_waiting(
+    cancel_once_waiting(
         p,
         "wait_connect",
         &format!(
@@ -200,95 +153,35 @@ fn standby_backend_shows_what_it_waits_for() {
         ),
         netbuf_wait_event("NetbufConnect"),
     );
-    cancel(p, &pid, child);
     drop(silent);
 
     // Receiving: the primary's 'S' handler sleeps 60 s before it replies.
-    let (child, pid) = standby_waiting(
+    let sleep = bytea_literal(&sleep_msg(60_000));
+    cancel_once_waiting(
         p,
         "wait_recv",
         &format!(
-            "SELECT netbuf_test.request('{}', '\\x530000ea60'::bytea)",
-            tagged(&p.primary, "wait_recv")
+            "SELECT netbuf_test.request('{}', {sleep})",
+            tagged_conninfo(&p.primary, "wait_recv")
         ),
         netbuf_wait_event("NetbufRecv"),
     );
-    cancel(p, &pid, child);
 
     // Sending: the serving backend sleeps in 'S' and reads nothing, so
     // 32 MiB fill the socket buffers.
-    let (child, pid) = standby_waiting(
+    cancel_once_waiting(
         p,
         "wait_send",
         &format!(
-            "SELECT netbuf_test.send_all('{}', ARRAY['\\x530000ea60'::bytea, \
+            "SELECT netbuf_test.send_all('{}', ARRAY[{sleep}, \
              '\\x45'::bytea || convert_to(repeat('x', 32 * 1024 * 1024), 'UTF8')])",
-            tagged(&p.primary, "wait_send")
+            tagged_conninfo(&p.primary, "wait_send")
         ),
         netbuf_wait_event("NetbufSend"),
     );
-    cancel(p, &pid, child);
 
     p.standby.assert_no_crash();
     say_which_events("standby_backend_shows_what_it_waits_for");
-}
-
-/// Log in over the primary's Unix socket and enter COPY BOTH by hand: a
-/// client that never reads, which libpq cannot be.
-fn raw_channel(node: &Node, application_name: &str) -> UnixStream {
-    let path = node.socket_dir.join(format!(".s.PGSQL.{}", node.port));
-    let mut sock = UnixStream::connect(&path).expect("connect to the Unix socket");
-    let mut startup = 196_608u32.to_be_bytes().to_vec(); // protocol 3.0
-    for (key, value) in [
-        ("user", "postgres"),
-        ("database", "postgres"),
-        ("application_name", application_name),
-    ] {
-        startup.extend(key.as_bytes().iter().chain(b"\0"));
-        startup.extend(value.as_bytes().iter().chain(b"\0"));
-    }
-    startup.push(0);
-    sock.write_all(&(startup.len() as u32 + 4).to_be_bytes())
-        .and_then(|()| sock.write_all(&startup))
-        .expect("startup packet");
-    read_until(&mut sock, b'Z'); // ReadyForQuery
-    let query = b"CALL netbuf.serve()\0";
-    let mut msg = vec![b'Q'];
-    msg.extend((query.len() as u32 + 4).to_be_bytes());
-    msg.extend(query);
-    sock.write_all(&msg).expect("CALL");
-    read_until(&mut sock, b'W'); // CopyBothResponse
-    sock
-}
-
-/// Read messages up to one of type `want`; an ErrorResponse fails the test.
-fn read_until(sock: &mut UnixStream, want: u8) {
-    use std::io::Read;
-    loop {
-        let mut header = [0u8; 5];
-        sock.read_exact(&mut header).expect("message header");
-        let len = u32::from_be_bytes(header[1..].try_into().unwrap()) as usize - 4;
-        let mut body = vec![0; len];
-        sock.read_exact(&mut body).expect("message body");
-        assert_ne!(header[0], b'E', "{}", String::from_utf8_lossy(&body));
-        if header[0] == want {
-            return;
-        }
-    }
-}
-
-/// The wait_event of the serving backend named tag, once it is `event`.
-fn serving_backend_waits_on(p: &Pair, tag: &str, event: &str) {
-    p.primary
-        .wait_for(
-            &format!(
-                "SELECT wait_event FROM pg_stat_activity WHERE application_name = '{tag}' \
-                 AND query LIKE 'CALL netbuf.serve(%'"
-            ),
-            event,
-            Duration::from_secs(20),
-        )
-        .unwrap_or_else(|e| panic!("{tag}: {e}"));
 }
 
 #[test]
@@ -297,32 +190,34 @@ fn serving_backend_shows_what_it_waits_for() {
 
     // Waiting for a request: an idle channel.
     let tag = "wait_serve_idle";
-    let mut client = Client::connect(&tagged(&p.primary, tag)).expect("connect");
+    let mut client = Client::connect(&tagged_conninfo(&p.primary, tag)).expect("connect");
     assert_eq!(client.request(b"Ehi").unwrap(), b"Ehi");
-    serving_backend_waits_on(p, tag, netbuf_wait_event("NetbufServeRecv"));
+    serving_backend_waiting(&p.primary, tag, netbuf_wait_event("NetbufServeRecv"));
     // And it still answers.
     assert_eq!(client.request(b"Eagain").unwrap(), b"Eagain");
     drop(client);
 
-    // Writing replies: echoes of 32 kB to a client that never reads fill
-    // the socket, and the rest of the replies wait to be sent.  Back-pressure
-    // stops the serving backend reading, so the writes block: stop at the
-    // first one that does (at most 200 requests).
+    // Writing replies: 200 echoes of 32 kB to a client that never reads
+    // fill the socket, and the rest of the replies wait to be sent.  The
+    // serving backend stops reading requests once its replies cannot go
+    // out, so the requests are written by a thread of their own, which the
+    // shutdown of the socket ends.
     let tag = "wait_serve_write";
-    let mut raw = raw_channel(&p.primary, tag);
-    raw.set_write_timeout(Some(Duration::from_secs(2)))
-        .expect("write timeout");
-    let mut request = vec![b'd'];
-    request.extend((32 * 1024 + 4u32).to_be_bytes());
-    request.push(b'E');
-    request.extend(vec![b'w'; 32 * 1024 - 1]);
-    for _ in 0..200 {
-        if raw.write_all(&request).is_err() {
-            break;
+    // A client that never reads: the protocol by hand.
+    let raw = RawChannel::unix(&p.primary, tag);
+    let socket = raw.sock.try_clone().expect("the socket");
+    let writer = thread::spawn(move || {
+        let mut raw = raw;
+        let request = message(b'd', &[vec![b'E'], vec![b'w'; 32 * 1024 - 1]].concat());
+        for _ in 0..200 {
+            if raw.sock.write_all(&request).is_err() {
+                break;
+            }
         }
-    }
-    serving_backend_waits_on(p, tag, netbuf_wait_event("NetbufServeSend"));
-    drop(raw);
+    });
+    serving_backend_waiting(&p.primary, tag, netbuf_wait_event("NetbufServeSend"));
+    socket.shutdown(Shutdown::Both).expect("shutdown");
+    writer.join().expect("the writer thread");
 
     p.primary.assert_no_crash();
     say_which_events("serving_backend_shows_what_it_waits_for");
@@ -333,12 +228,11 @@ fn serving_backend_shows_what_it_waits_for() {
 #[test]
 fn loaded_module_names_netbuf_and_its_version() {
     let p = pair();
-    if pg_major() < 18 {
-        say(&format!(
-            "SKIPPED loaded_module_names_netbuf_and_its_version: PostgreSQL {} has no \
-             pg_get_loaded_modules() nor module names in the magic block (new in 18)",
-            server_version(&p.primary)
-        ));
+    if skipped_before(
+        18,
+        "loaded_module_names_netbuf_and_its_version",
+        "pg_get_loaded_modules() nor module names in the magic block",
+    ) {
         return;
     }
     let row = p
