@@ -91,8 +91,14 @@ impl Canceller {
         let _ = unsafe { libc::write(self.0.wake_write.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
     }
 
-    /// Take a pending cancel request, emptying the pipe.
+    /// Take a pending cancel request: one atomic swap, since it runs before
+    /// every wait.  The pipe is emptied by the wait that it woke.
     fn take(&self) -> bool {
+        self.0.requested.swap(false, Ordering::SeqCst)
+    }
+
+    /// Empty the wake-up pipe.
+    fn drain(&self) {
         let mut sink = [0u8; 64];
         // SAFETY: reads into a valid local buffer from our own non-blocking pipe.
         while unsafe {
@@ -103,7 +109,6 @@ impl Canceller {
             )
         } > 0
         {}
-        self.0.requested.swap(false, Ordering::SeqCst)
     }
 }
 
@@ -305,6 +310,9 @@ fn wait_socket(
                 "poll() on the channel's socket failed: {error}"
             )));
         }
+    }
+    if pollfds[1].revents != 0 {
+        canceller.drain();
     }
     // Readiness, timeout, cancel or EINTR: the caller decides what happened.
     Ok(())
