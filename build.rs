@@ -1,6 +1,6 @@
 //! Builds the PostgreSQL side of libnetbuf.so (feature `backend`): compiles
 //! the C shim in c_shim/ against the server headers of `pg_config` (or of
-//! $PG_CONFIG), and runs bindgen on c_shim/netbuf_shim.h so that the Rust
+//! $PG_CONFIG), and runs bindgen on c_shim/boundary.h so that the Rust
 //! half of that boundary is generated from the same header the C half uses.
 //! Without the feature there is nothing to build: the Rust API needs only
 //! libpq, which pq-sys finds.
@@ -64,13 +64,18 @@ mod backend {
                 "NETBUF_VERSION",
                 format!("\"{}\"", env!("CARGO_PKG_VERSION")).as_str(),
             );
-        for file in ["module.c", "client.c", "serve.c", "wait_events.c"] {
+        for file in [
+            "common/module.c",
+            "common/wait_events.c",
+            "standby/channel.c",
+            "primary/serve.c",
+        ] {
             shim.file(PathBuf::from("c_shim").join(file));
         }
         shim.compile("netbuf_shim");
 
         let bindings = bindgen::Builder::default()
-            .header("c_shim/netbuf_shim.h")
+            .header("c_shim/boundary.h")
             .allowlist_type("Nb.*")
             .allowlist_function("nb_.*")
             .rustified_enum("NbStatus")
@@ -80,7 +85,7 @@ mod backend {
             .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))
             .generate()
             .expect(
-                "bindgen could not read c_shim/netbuf_shim.h (needs libclang: Debian libclang-dev)",
+                "bindgen could not read c_shim/boundary.h (needs libclang: Debian libclang-dev)",
             );
         let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         bindings

@@ -8,8 +8,8 @@
 #include "fmgr.h"
 
 #include "netbuf.h"
-#include "pg_compat.h"
-#include "netbuf_shim.h"
+#include "common/pg_compat.h"
+#include "boundary.h"
 
 /* Entry points exported through src/backend_exports.rs. */
 extern const Pg_magic_struct *netbuf_shim_magic(void);

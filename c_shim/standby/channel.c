@@ -20,7 +20,7 @@
  *   flight that were sent in the aborting (sub)transaction, resets it: the
  *   connection is closed with their replies, and the next send reconnects.
  */
-#include "shim.h"
+#include "internal.h"
 
 #include "access/xact.h"
 #include "lib/ilist.h"

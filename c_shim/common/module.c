@@ -2,7 +2,7 @@
  * module.c -- what makes libnetbuf.so a PostgreSQL module: the magic block,
  * _PG_init, and the function table published for netbuf.h.
  */
-#include "shim.h"
+#include "internal.h"
 
 #include "utils/guc.h"
 

@@ -13,7 +13,7 @@
  * (shared_preload_libraries), where the shared hash of names cannot be
  * written, and a backend that never waits need not register anything.
  */
-#include "shim.h"
+#include "internal.h"
 
 #include "utils/wait_event.h"
 

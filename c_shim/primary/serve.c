@@ -14,7 +14,7 @@
  * transaction, lock or snapshot.  It starts one again before returning, for
  * exec_simple_query to commit.
  */
-#include "shim.h"
+#include "internal.h"
 
 #include <ctype.h>
 #include <sys/socket.h>
