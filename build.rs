@@ -66,8 +66,14 @@ mod backend {
             );
         for file in [
             "common/module.c",
+            "common/rust_core.c",
+            "common/errors.c",
+            "common/gucs.c",
             "common/wait_events.c",
+            "standby/ownership.c",
             "standby/channel.c",
+            "primary/handlers.c",
+            "primary/direct_io.c",
             "primary/serve.c",
         ] {
             shim.file(PathBuf::from("c_shim").join(file));

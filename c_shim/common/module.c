@@ -1,41 +1,37 @@
-/*
- * module.c -- what makes libnetbuf.so a PostgreSQL module: the magic block,
- * _PG_init, and the function table published for netbuf.h.
+/*-------------------------------------------------------------------------
+ *
+ * module.c
+ *	  What makes libnetbuf.so a PostgreSQL module: the magic block, _PG_init
+ *	  (netbuf_shim_init) and the function table that include/netbuf.h
+ *	  finds through a rendezvous variable.
+ *
+ * This is the one file that ties the others together: it reaches the
+ * standby side (standby/), the primary side (primary/) and common/.  No
+ * other file calls back into it, so the only way in is from PostgreSQL,
+ * through the naked jumps of src/c_abi/exports.rs.
+ *
+ * IDENTIFICATION
+ *	  c_shim/common/module.c
+ *
+ *-------------------------------------------------------------------------
  */
 #include "internal.h"
 
-#include "utils/guc.h"
-
-/* Developer GUC netbuf.debug_panic_at: where the Rust core should panic. */
-static const struct config_enum_entry netbuf_panic_points[] = {
-	{"none", NB_PANIC_NONE, false},
-	{"connect", NB_PANIC_CONNECT, false},
-	{"send", NB_PANIC_SEND, false},
-	{"recv", NB_PANIC_RECV, false},
-	{"serve", NB_PANIC_SERVE, false},
-	{NULL, 0, false}
-};
-static int	netbuf_debug_panic_at = NB_PANIC_NONE;
-
-const NbRustApi *nb_rust = NULL;
-
-static void
-netbuf_assign_panic_at(int newval, void *extra)
-{
-	nb_rust->set_panic_point((NbPanicPoint) newval);
-}
-
+/*
+ * The table netbuf.h calls through.  Code that load_file()s netbuf at run
+ * time cannot link against it, so it looks the table up by name instead.
+ */
 static const NetbufFunctions netbuf_function_table = {
 	.abi_version = NETBUF_ABI_VERSION,
-	.connect = netbuf_client_connect,
-	.send = netbuf_client_send,
-	.recv = netbuf_client_recv,
-	.disconnect = netbuf_client_disconnect,
-	.queue = netbuf_client_queue,
-	.flush = netbuf_client_flush,
-	.register_handler = netbuf_serve_register_handler,
-	.pin = netbuf_client_pin,
-	.register_handler_ext = netbuf_serve_register_handler_ext,
+	.connect = netbuf_standby_connect,
+	.send = netbuf_standby_send,
+	.recv = netbuf_standby_recv,
+	.disconnect = netbuf_standby_disconnect,
+	.queue = netbuf_standby_queue,
+	.flush = netbuf_standby_flush,
+	.register_handler = netbuf_primary_register_handler,
+	.pin = netbuf_standby_pin,
+	.register_handler_ext = netbuf_primary_register_handler_ext,
 };
 
 const Pg_magic_struct *
@@ -46,45 +42,22 @@ netbuf_shim_magic(void)
 	return &magic;
 }
 
+/*
+ * _PG_init.  src/c_abi/exports.rs jumps here with the Rust core's table as
+ * the argument.
+ */
 void
 netbuf_shim_init(const NbRustApi *api)
 {
 	const NetbufFunctions **slot;
 
+	/* First: the GUCs' assign hooks below call the Rust core. */
 	nb_rust = api;
 
 	/* Publish the table first: the built-in handlers register through it. */
 	slot = (const NetbufFunctions **) find_rendezvous_variable(NETBUF_RENDEZVOUS);
 	*slot = &netbuf_function_table;
 
-	DefineCustomEnumVariable("netbuf.debug_panic_at",
-							 "Makes netbuf's Rust code panic at this point (for testing).",
-							 "A panic must end as an ERROR, never as a backend crash.",
-							 &netbuf_debug_panic_at,
-							 NB_PANIC_NONE,
-							 netbuf_panic_points,
-							 PGC_SUSET,
-							 GUC_NOT_IN_SAMPLE,
-							 NULL, netbuf_assign_panic_at, NULL);
-
-	netbuf_serve_init();
-}
-
-/* ereport an error the Rust core described. */
-void
-netbuf_raise(const NbError *err)
-{
-	const char *s = err->sqlstate;
-	int			sqlerrcode = ERRCODE_INTERNAL_ERROR;
-
-	if (strlen(s) == 5)
-		sqlerrcode = MAKE_SQLSTATE(s[0], s[1], s[2], s[3], s[4]);
-
-	ereport(ERROR,
-			(errcode(sqlerrcode),
-			 errmsg_internal("%s", err->message),
-			 err->detail[0] ? errdetail_internal("%s", err->detail) : 0,
-			 err->hint[0] ? errhint("%s", err->hint) : 0,
-			 err->context[0] ? errcontext("%s", err->context) : 0));
-	pg_unreachable();
+	netbuf_define_gucs();
+	netbuf_register_builtin_handlers();
 }
