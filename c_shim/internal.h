@@ -90,9 +90,6 @@ extern const NetbufOp *netbuf_lookup_op(StringInfo request);
 
 /* ---- primary/direct_io.c: the client socket below pqcomm -------------- */
 
-/* Messages at least this large skip pqcomm's buffers. */
-#define NETBUF_DIRECT_IO (64 * 1024)
-
 pg_noreturn extern void netbuf_client_gone(void);
 extern bool netbuf_read_large_request(StringInfo request);
 extern void netbuf_send_large_reply(StringInfo reply);

@@ -38,19 +38,33 @@ pub(crate) struct ConnectParams {
 /// A channel can sit idle for days, or wait on a slow handler, and must
 /// still notice a primary that vanished without a FIN or RST (a network
 /// partition, a powered-off host): TCP alone would take 2 hours (idle) or
-/// about 15 minutes (unacknowledged data).  These settings make it about
-/// 30 s: probes after 15 s idle, every 5 s, 3 unanswered ones end it; data
+/// about 15 minutes (unacknowledged data).  These settings apply the
+/// silent-peer policy of c_shim/boundary.h, which the primary applies to
+/// its side with netbuf.peer_timeout, with the default timeout of 30 s:
+/// probes after 15 s idle, every 5 s, 3 unanswered ones end it; data
 /// unacknowledged for 30 s ends it too.  The kernel answers probes, so a
 /// handler that takes longer than this is not mistaken for a dead peer.
 /// Any of them in the connection string or its service entry wins; libpq
 /// ignores them for Unix sockets.
-const SILENT_PEER_DEFAULTS: [(&str, &str); 5] = [
-    ("keepalives", "1"),
-    ("keepalives_idle", "15"),
-    ("keepalives_interval", "5"),
-    ("keepalives_count", "3"),
-    ("tcp_user_timeout", "30000"),
-];
+const SILENT_PEER_DEFAULTS: [(&str, u64); 5] = {
+    use crate::boundary::{
+        NB_PEER_KEEPALIVE_COUNT, NB_PEER_KEEPALIVE_IDLE_DIVISOR,
+        NB_PEER_KEEPALIVE_INTERVAL_DIVISOR, NB_PEER_TIMEOUT_DEFAULT_MS as TIMEOUT_MS,
+    };
+    [
+        ("keepalives", 1),
+        (
+            "keepalives_idle",
+            TIMEOUT_MS / (1000 * NB_PEER_KEEPALIVE_IDLE_DIVISOR),
+        ),
+        (
+            "keepalives_interval",
+            TIMEOUT_MS / (1000 * NB_PEER_KEEPALIVE_INTERVAL_DIVISOR),
+        ),
+        ("keepalives_count", NB_PEER_KEEPALIVE_COUNT),
+        ("tcp_user_timeout", TIMEOUT_MS),
+    ]
+};
 
 /// The sysconfdir libpq was built with: where it looks for pg_service.conf
 /// when PGSYSCONFDIR is unset.  Hard-coded to Debian's (libpq5 is built
@@ -235,7 +249,7 @@ impl ConnectParams {
         for (key, value) in SILENT_PEER_DEFAULTS {
             if options.get(key).is_none() && !service.sets(key) {
                 keys.push(cstring(key, key)?);
-                values.push(cstring(value, key)?);
+                values.push(cstring(&value.to_string(), key)?);
             }
         }
         let secrets = ["password", "sslpassword"]

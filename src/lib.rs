@@ -13,6 +13,7 @@
 //! - `shim_api` (feature `backend`): the C ABI the C shim calls.
 //! - `backend_exports` (feature `backend`): the symbols PostgreSQL looks up.
 
+mod boundary;
 mod channel;
 mod client;
 mod conninfo;

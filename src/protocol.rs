@@ -11,6 +11,8 @@
 //!
 //! This module is pure: no I/O, no libpq, so fuzzing and unit tests reach it.
 
+use crate::boundary;
+
 /// Op code of the seed's request: k int32 in, each + 300 out.
 pub const OP_ADD300: u8 = b'N';
 /// Op code of the echo request.
@@ -18,10 +20,13 @@ pub const OP_ECHO: u8 = b'E';
 
 /// Largest reply a channel accepts unless told otherwise (the default of
 /// the GUC `netbuf.max_message_size`, which limits requests on the primary).
-pub const DEFAULT_MAX_MESSAGE_SIZE: usize = 64 * 1024 * 1024;
+/// From c_shim/boundary.h, as the GUC's.
+pub const DEFAULT_MAX_MESSAGE_SIZE: usize = boundary::NB_MAX_MESSAGE_SIZE_DEFAULT as usize;
 /// Bounds of a message size limit: an op code plus a few bytes, up to the
 /// largest message the server's protocol layer reads (PQ_LARGE_MESSAGE_LIMIT).
-pub const MAX_MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> = 16..=0x3fff_fffe;
+/// From c_shim/boundary.h, as the GUC's bounds.
+pub const MAX_MESSAGE_SIZE_RANGE: std::ops::RangeInclusive<usize> =
+    boundary::NB_MAX_MESSAGE_SIZE_MIN as usize..=boundary::NB_MAX_MESSAGE_SIZE_MAX as usize;
 
 /// Why an 'N' request was refused; the text goes to the client verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -12,6 +12,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use crate::boundary::PANIC_POINT_NAMES;
 use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::Error;
 use crate::protocol;
@@ -57,13 +58,8 @@ static PANIC_POINT: AtomicU32 = AtomicU32::new(NbPanicPoint::NB_PANIC_NONE as u3
 /// panic anywhere below a C entry point ends as a clean ERROR.
 fn injected_panic(point: NbPanicPoint) {
     if PANIC_POINT.load(Ordering::Relaxed) == point as u32 {
-        let name = match point {
-            NbPanicPoint::NB_PANIC_NONE => "none",
-            NbPanicPoint::NB_PANIC_CONNECT => "connect",
-            NbPanicPoint::NB_PANIC_SEND => "send",
-            NbPanicPoint::NB_PANIC_RECV => "recv",
-            NbPanicPoint::NB_PANIC_SERVE => "serve",
-        };
+        // The GUC's name for it (boundary.h): what the tests set and expect.
+        let name = PANIC_POINT_NAMES[point as usize];
         panic!("injected by netbuf.debug_panic_at = {name}");
     }
 }

@@ -21,28 +21,35 @@
 
 #include "libpq/libpq.h"
 #include "utils/guc.h"
-#include "utils/memutils.h"
+#include "utils/memutils.h"		/* MaxAllocSize, for PQ_LARGE_MESSAGE_LIMIT */
+
+/*
+ * boundary.h cannot include PostgreSQL's headers, so it writes the largest
+ * message size out: it must stay the protocol layer's limit.
+ */
+StaticAssertDecl(NB_MAX_MESSAGE_SIZE_MAX == PQ_LARGE_MESSAGE_LIMIT,
+				 "NB_MAX_MESSAGE_SIZE_MAX in boundary.h differs from PQ_LARGE_MESSAGE_LIMIT");
 
 /*
  * netbuf.max_message_size: the largest request the primary accepts, and on
  * the standby the largest reply its channels accept.
  */
-int			netbuf_max_message_size = 64 * 1024 * 1024;
+int			netbuf_max_message_size = NB_MAX_MESSAGE_SIZE_DEFAULT;
 
 /*
  * netbuf.peer_timeout: how long a client that went silent (a network
  * partition: no FIN, no RST) may keep its serving backend, through TCP
  * keepalives and TCP_USER_TIMEOUT on the channel's socket.
  */
-int			netbuf_peer_timeout = 30 * 1000;
+int			netbuf_peer_timeout = NB_PEER_TIMEOUT_DEFAULT_MS;
 
 /* Developer GUC netbuf.debug_panic_at: where the Rust core should panic. */
 static const struct config_enum_entry netbuf_panic_points[] = {
-	{"none", NB_PANIC_NONE, false},
-	{"connect", NB_PANIC_CONNECT, false},
-	{"send", NB_PANIC_SEND, false},
-	{"recv", NB_PANIC_RECV, false},
-	{"serve", NB_PANIC_SERVE, false},
+	{NB_PANIC_NAME_NONE, NB_PANIC_NONE, false},
+	{NB_PANIC_NAME_CONNECT, NB_PANIC_CONNECT, false},
+	{NB_PANIC_NAME_SEND, NB_PANIC_SEND, false},
+	{NB_PANIC_NAME_RECV, NB_PANIC_RECV, false},
+	{NB_PANIC_NAME_SERVE, NB_PANIC_SERVE, false},
 	{NULL, 0, false}
 };
 static int	netbuf_debug_panic_at = NB_PANIC_NONE;
@@ -76,9 +83,9 @@ netbuf_define_gucs(void)
 							"Largest netbuf message accepted: requests on the primary, replies on the standby.",
 							"A larger message is refused with an error before memory is allocated for it.",
 							&netbuf_max_message_size,
-							64 * 1024 * 1024,
-							16,
-							PQ_LARGE_MESSAGE_LIMIT,
+							NB_MAX_MESSAGE_SIZE_DEFAULT,
+							NB_MAX_MESSAGE_SIZE_MIN,
+							NB_MAX_MESSAGE_SIZE_MAX,
 							PGC_SUSET,
 							GUC_UNIT_BYTE,
 							NULL, netbuf_assign_max_message_size, NULL);
@@ -87,7 +94,7 @@ netbuf_define_gucs(void)
 							"Applied as TCP keepalives and tcp_user_timeout on the channel's socket; "
 							"0 leaves the server's tcp_keepalives_* and tcp_user_timeout settings.",
 							&netbuf_peer_timeout,
-							30 * 1000,
+							NB_PEER_TIMEOUT_DEFAULT_MS,
 							0,
 							INT_MAX / 1000,
 							PGC_SUSET,

@@ -4,7 +4,7 @@
  *	  The serving backend's client socket below pqcomm: large messages
  *	  straight from and to the socket, and leaving when the client is gone.
  *
- * Messages at least NETBUF_DIRECT_IO bytes long skip pqcomm's 8 kB
+ * Messages at least NB_DIRECT_IO_MIN_SIZE bytes long skip pqcomm's 8 kB
  * buffers: a 1 MiB request would otherwise take ~128 recv() calls and one
  * more copy, a 1 MiB reply one more copy into pqcomm's send buffer.  The
  * serve loop (serve.c) decides when; this file only moves the bytes, and
@@ -86,7 +86,7 @@ netbuf_plain_socket(void)
 /*
  * After a large request, take the next one straight from the socket into
  * the request buffer.  Only when pqcomm holds no input (so nothing is read
- * out of order), only for CopyData of NETBUF_DIRECT_IO bytes up to
+ * out of order), only for CopyData of NB_DIRECT_IO_MIN_SIZE bytes up to
  * netbuf.max_message_size, and only on a plain socket: the header is peeked
  * first, and anything else is left to pqcomm untouched.  Returns whether it
  * read a message.
@@ -105,7 +105,7 @@ netbuf_read_large_request(StringInfo request)
 		return false;
 	memcpy(&netlen, header + 1, sizeof(netlen));
 	len = (int64) pg_ntoh32(netlen) - 4;
-	if (len < NETBUF_DIRECT_IO || len > netbuf_max_message_size)
+	if (len < NB_DIRECT_IO_MIN_SIZE || len > netbuf_max_message_size)
 		return false;
 
 	/*

@@ -159,7 +159,7 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	}
 	MemoryContextSwitchTo(message_context);
 
-	if (reply->len >= NETBUF_DIRECT_IO)
+	if (reply->len >= NB_DIRECT_IO_MIN_SIZE)
 		netbuf_send_large_reply(reply);
 	else
 		/* Queued, not flushed: the loop flushes once its input is drained. */
@@ -287,7 +287,7 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 			}
 			netbuf_read_message(&request);
 		}
-		large_stream = (msgtype == 'd' && request.len >= NETBUF_DIRECT_IO);
+		large_stream = (msgtype == 'd' && request.len >= NB_DIRECT_IO_MIN_SIZE);
 
 		switch (msgtype)
 		{
@@ -327,21 +327,21 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 
 /*
  * A channel idles for days, so a client that vanished without a FIN or RST
- * must be noticed by the kernel: keepalive probes after half the timeout,
- * three of them in the rest, and TCP_USER_TIMEOUT for unacknowledged
- * replies.  (The pq_set* functions skip Unix-domain sockets.)
+ * must be noticed by the kernel: boundary.h's silent-peer policy with
+ * netbuf.peer_timeout, the same the Rust core gives its own connections.
+ * (The pq_set* functions skip Unix-domain sockets.)
  */
 static void
 netbuf_watch_silent_peer(void)
 {
-	int			idle_s = Max(1, netbuf_peer_timeout / 2000);
-	int			interval_s = Max(1, netbuf_peer_timeout / 6000);
+	int			idle_s = Max(1, netbuf_peer_timeout / (1000 * NB_PEER_KEEPALIVE_IDLE_DIVISOR));
+	int			interval_s = Max(1, netbuf_peer_timeout / (1000 * NB_PEER_KEEPALIVE_INTERVAL_DIVISOR));
 
 	if (netbuf_peer_timeout == 0 || MyProcPort == NULL)
 		return;
 	(void) pq_setkeepalivesidle(idle_s, MyProcPort);
 	(void) pq_setkeepalivesinterval(interval_s, MyProcPort);
-	(void) pq_setkeepalivescount(3, MyProcPort);
+	(void) pq_setkeepalivescount(NB_PEER_KEEPALIVE_COUNT, MyProcPort);
 	(void) pq_settcpusertimeout(netbuf_peer_timeout, MyProcPort);
 }
 
