@@ -138,7 +138,7 @@ test-all:
 		$(MAKE) --no-print-directory test PG=$$n || exit 1; \
 	done
 
-# Fuzz the parsers of network bytes (src/protocol.rs) for a fixed number of
+# Fuzz the parsers of network bytes (src/demo_op.rs) for a fixed number of
 # runs each (FUZZ_RUNS, default 200000), on the corpus kept in fuzz/corpus.
 fuzz:
 	bash fuzz/run.sh

@@ -6,6 +6,7 @@
 //!
 //! Layout, from the wire up:
 //! - [`protocol`]: what travels inside each CopyData message (pure).
+//! - [`demo_op`]: the seed's 'N' op, encoded, decoded and answered (pure).
 //! - `pq`: owning wrappers over libpq (the raw layer; all libpq `unsafe`).
 //! - `conninfo`: connection string rules.
 //! - `channel`: the channel as a non-blocking state machine (the core).
@@ -17,6 +18,7 @@ mod boundary;
 mod channel;
 mod client;
 mod conninfo;
+pub mod demo_op;
 mod error;
 mod pq;
 pub mod protocol;

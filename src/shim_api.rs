@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use crate::boundary::PANIC_POINT_NAMES;
 use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::Error;
-use crate::protocol;
+use crate::{demo_op, protocol};
 
 #[allow(
     non_camel_case_types,
@@ -358,7 +358,7 @@ unsafe extern "C" fn nb_op_add300(
             // SAFETY: non-NULL and writable for reply_cap bytes per the contract.
             unsafe { std::slice::from_raw_parts_mut(reply.cast(), cap) }
         };
-        Ok(protocol::add300(request, reply))
+        Ok(demo_op::add300(request, reply))
     });
     match outcome {
         Ok(Ok(Ok(len))) => len as c_int,

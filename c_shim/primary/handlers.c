@@ -76,7 +76,7 @@ netbuf_handle_echo(const char *request, int nbytes, StringInfo reply)
 	appendBinaryStringInfo(reply, request, nbytes);
 }
 
-/* 'N': k int32 in, each + 300 out; the checking is in Rust (src/protocol.rs). */
+/* 'N': k int32 in, each + 300 out; the checking is in Rust (src/demo_op.rs). */
 static void
 netbuf_handle_add300(const char *request, int nbytes, StringInfo reply)
 {
