@@ -212,7 +212,7 @@ mod backend {
             );
         let out = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
         bindings
-            .write_to_file(out.join("shim_bindings.rs"))
-            .expect("write shim_bindings.rs");
+            .write_to_file(out.join("boundary_bindings.rs"))
+            .expect("write boundary_bindings.rs");
     }
 }

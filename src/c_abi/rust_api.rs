@@ -1,11 +1,11 @@
-//! The C ABI that c_shim/ calls: the table `NbRustApi` declared in
-//! c_shim/netbuf_shim.h, implemented over the same core as the Rust API.
+//! What C calls in Rust: the table `NbRustApi` declared in
+//! c_shim/boundary.h, implemented over the same core as the Rust API.
 //!
 //! Every function here returns a status and fills an `NbError`; none of them
 //! blocks, calls into the backend or lets a panic out (a panic becomes an
 //! `XX000` error and resets the channel it happened on).  None of them is
 //! exported: C reaches them only through [`NB_RUST_API`], whose address
-//! `_PG_init` hands to the shim (src/backend_exports.rs).
+//! `_PG_init` hands to the C side (see [`exports`](super::exports)).
 
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -17,20 +17,9 @@ use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::Error;
 use crate::{demo_op, protocol};
 
-#[allow(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all
-)]
-mod bindings {
-    include!(concat!(env!("OUT_DIR"), "/shim_bindings.rs"));
-}
+use super::bindings::{NbChannel, NbError, NbPanicPoint, NbRustApi, NbStatus};
 
-pub(crate) use bindings::{NbChannel, NbError, NbPanicPoint, NbRustApi, NbStatus};
-
-/// The table the C shim calls through (see c_shim/netbuf_shim.h).
+/// The table the C files call through (see c_shim/boundary.h).
 pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
     connect_start: Some(nb_connect_start),
     connect_continue: Some(nb_connect_continue),
@@ -64,12 +53,12 @@ fn injected_panic(point: NbPanicPoint) {
     }
 }
 
-/// Called by the GUC's assign hook (c_shim/module.c).
+/// Called by the GUC's assign hook (c_shim/common/gucs.c).
 extern "C" fn nb_set_panic_point(point: NbPanicPoint) {
     PANIC_POINT.store(point as u32, Ordering::Relaxed);
 }
 
-/// Called by the GUC's assign hook (c_shim/serve.c); the GUC's bounds keep
+/// Called by the GUC's assign hook (c_shim/common/gucs.c); the GUC's bounds keep
 /// it within the range `Channel::start` accepts.
 extern "C" fn nb_set_max_message_size(nbytes: c_int) {
     if let Ok(nbytes) = usize::try_from(nbytes) {
