@@ -67,7 +67,7 @@ static bool callbacks_registered = false;
 /* Counts ended transactions, so that a send knows which one it belonged to. */
 static uint64 xact_generation = 0;
 
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 static void netbuf_resowner_release(Datum res);
 static char *netbuf_resowner_print(Datum res);
 
@@ -116,7 +116,7 @@ netbuf_reset_channel(NetbufConn *conn, const char *why)
 	conn->busy = false;
 }
 
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 
 /* The owner is being released: its WARNING (at commit) is resowner.c's. */
 static void
@@ -218,7 +218,7 @@ netbuf_register_callbacks(void)
 		return;
 	RegisterXactCallback(netbuf_xact_callback, NULL);
 	RegisterSubXactCallback(netbuf_subxact_callback, NULL);
-#if PG_VERSION_NUM < 170000
+#ifndef NETBUF_HAVE_RESOWNER_DESC
 	RegisterResourceReleaseCallback(netbuf_resowner_callback, NULL);
 #endif
 	callbacks_registered = true;
@@ -238,7 +238,7 @@ netbuf_conn_create(void)
 	netbuf_register_callbacks();
 	conn = MemoryContextAllocZero(TopMemoryContext, sizeof(NetbufConn));
 	conn->owner = CurrentResourceOwner;
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
 		ResourceOwnerEnlarge(conn->owner);
 #endif
@@ -271,7 +271,7 @@ netbuf_conn_attach(NetbufConn *conn, NbChannel *chan)
 	conn->chan = chan;
 	conn->send_subid = InvalidSubTransactionId;
 	dlist_push_tail(&open_channels, &conn->node);
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
 		ResourceOwnerRemember(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
 #endif
@@ -330,7 +330,7 @@ void
 netbuf_standby_pin(NetbufConn *conn)
 {
 	(void) netbuf_call_begin(conn);
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
 		ResourceOwnerForget(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
 #endif
@@ -354,7 +354,7 @@ netbuf_standby_disconnect(NetbufConn *conn)
 		return;
 	}
 	(void) netbuf_call_begin(conn);
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
 		ResourceOwnerForget(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
 #endif
