@@ -7,7 +7,7 @@
 #                   pg_regress suite (tests/regress) on a server of its own
 #   make installcheck  the pg_regress suite against the installed, running
 #                   server (PGXS: PGHOST, PGPORT ... say which)
-#   make lint       rustfmt and clippy
+#   make lint       rustfmt, clippy, and c_shim's dependency rule (no cycle)
 #   make fuzz       cargo-fuzz targets of the protocol parsers (fuzz/)
 #   make bench      netbuf against its baselines on throwaway servers (README: Benchmark)
 #   make test-all   make test against each of PostgreSQL 14 to 18
@@ -138,7 +138,7 @@ test-all:
 		$(MAKE) --no-print-directory test PG=$$n || exit 1; \
 	done
 
-# Fuzz the parsers of network bytes (src/protocol.rs) for a fixed number of
+# Fuzz the parsers of network bytes (src/demo_op.rs) for a fixed number of
 # runs each (FUZZ_RUNS, default 200000), on the corpus kept in fuzz/corpus.
 fuzz:
 	bash fuzz/run.sh
@@ -148,6 +148,7 @@ lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
+	scripts/check-c-layering.sh
 
 clean-netbuf:
 	$(CARGO) clean

@@ -4,7 +4,7 @@
 //! Nothing here waits.  Each `poll_*` step does what it can and returns
 //! `Step::Wait` when the socket must become ready first; the caller waits its
 //! own way and calls the same step again.  The safe Rust API (client.rs)
-//! waits with poll(2); the backend (c_shim/client.c) waits on its latch and
+//! waits with poll(2); the backend (c_shim/standby/channel.c) waits on its latch and
 //! serves interrupts.  Both therefore run exactly this code.
 
 use std::ffi::{CStr, CString, c_int};

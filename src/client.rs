@@ -116,9 +116,9 @@ impl Canceller {
 ///
 /// ```no_run
 /// let mut client = netbuf::Client::connect("host=127.0.0.1 port=5432 user=postgres")?;
-/// client.send(&netbuf::protocol::encode_add300(&[100, 200, 300]))?;
+/// client.send(&netbuf::demo_op::encode_add300(&[100, 200, 300]))?;
 /// let reply = client.recv()?.expect("a reply");
-/// assert_eq!(netbuf::protocol::decode_int32s(reply), Some(vec![400, 500, 600]));
+/// assert_eq!(netbuf::demo_op::decode_int32s(reply), Some(vec![400, 500, 600]));
 /// # Ok::<(), netbuf::Error>(())
 /// ```
 ///

@@ -1,29 +1,41 @@
 //! netbuf: a private channel between PostgreSQL backends, over libpq's
 //! COPY BOTH sub-protocol.
 //!
-//! The crate is both `libnetbuf.so`, the module backends load (with the
-//! `backend` feature; see README.md), and this safe Rust API.
+//! The crate is two things built from one core:
+//! - `libnetbuf.so` (feature `backend`), the module PostgreSQL loads: its
+//!   C half (c_shim/) runs the standby's waits and the primary's
+//!   `CALL netbuf.serve()`, and calls this crate's core through a table of
+//!   function pointers (see README.md and c_shim/boundary.h);
+//! - this safe Rust API ([`Client`]), for programs outside any backend.
 //!
-//! Layout, from the wire up:
-//! - [`protocol`]: what travels inside each CopyData message (pure).
+//! The layers, from the wire up:
+//! - [`protocol`]: what travels inside each CopyData message: op codes and
+//!   size limits (pure).
+//! - [`demo_op`]: the seed's `N` op, encoded, decoded and answered (pure).
 //! - `pq`: owning wrappers over libpq (the raw layer; all libpq `unsafe`).
-//! - `conninfo`: connection string rules.
-//! - `channel`: the channel as a non-blocking state machine (the core).
-//! - [`Client`]: the safe, blocking API over that core.
-//! - `shim_api` (feature `backend`): the C ABI the C shim calls.
-//! - `backend_exports` (feature `backend`): the symbols PostgreSQL looks up.
+//! - `conninfo`: from a connection string to what libpq is given (netbuf's
+//!   defaults, refusals, no password in errors, pg_service.conf).
+//! - `channel`: one channel to the primary as a non-blocking state machine
+//!   (the core, which both the backend and the Rust API drive).
+//! - [`Client`] (`client`): the safe, blocking API over that core.
+//! - `c_abi` (feature `backend`): the C ABI, what C calls in Rust
+//!   (`c_abi::rust_api`) and what PostgreSQL calls (`c_abi::exports`).
+//!
+//! Beside them: [`Error`] (`error`), the errors of every layer with their
+//! SQLSTATEs, and `boundary`, the numbers and names shared with C, read
+//! from c_shim/boundary.h at build time.
 
+mod boundary;
 mod channel;
 mod client;
 mod conninfo;
+pub mod demo_op;
 mod error;
 mod pq;
 pub mod protocol;
 
 #[cfg(feature = "backend")]
-mod backend_exports;
-#[cfg(feature = "backend")]
-mod shim_api;
+mod c_abi;
 
 pub use client::{Canceller, Client, ConnectOptions};
 pub use error::{Error, PrimaryError, Result};

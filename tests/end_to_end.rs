@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
-use netbuf::protocol::{decode_int32s, encode_add300};
+use netbuf::demo_op::{decode_int32s, encode_add300};
 use netbuf::{Client, ConnectOptions, Error};
 use netbuf_testkit::test_module::{bytea_literal, hex, sleep_msg, standby_request};
 use netbuf_testkit::wire::RawChannel;

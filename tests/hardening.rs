@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use netbuf::protocol::encode_add300;
+use netbuf::demo_op::encode_add300;
 use netbuf::{Client, Error};
 use netbuf_testkit::{
     Pair, PairOptions, as_server_user, pg_config, proc_status_kb, run_checked, serving_backend,

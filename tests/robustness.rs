@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::thread;
 use std::time::Instant;
 
-use netbuf::protocol::{decode_int32s, encode_add300};
+use netbuf::demo_op::{decode_int32s, encode_add300};
 use netbuf::{Client, Error};
 use netbuf_testkit::{
     Pair, PairOptions, proc_status_kb, psql_command, serving_backend, shared_pair_with,

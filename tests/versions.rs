@@ -1,5 +1,5 @@
 //! What differs between PostgreSQL majors, checked on the one under test
-//! (`make test PG=N`; see c_shim/pg_compat.h and c_shim/wait_events.c):
+//! (`make test PG=N`; see c_shim/common/pg_compat.h and c_shim/common/wait_events.c):
 //! transaction_timeout (17+), netbuf's own wait events (17+, the generic
 //! ones before) and the module's name and version in the magic block (18+).
 //!

@@ -8,7 +8,7 @@
  *	(b') the same exchanges hand-written with libpq: PQputCopyData, PQflush,
  *		 PQgetCopyData in non-blocking mode, sleeping on the latch and the
  *		 socket (WaitLatchOrSocket + CHECK_FOR_INTERRUPTS) as
- *		 libpqwalreceiver.c and netbuf's own client.c do;
+ *		 libpqwalreceiver.c and netbuf's own standby/channel.c do;
  *	(e') one prepared SELECT $1::bytea per message (libpq pipeline mode
  *		 when depth > 1), waited for the same way.
  *
@@ -94,7 +94,7 @@ pq_fail(PGconn *conn, const char *what)
 			(errmsg("netbuf_bench: %s failed: %s", what, PQerrorMessage(conn))));
 }
 
-/* Sleep on the latch and the socket, then serve interrupts, as client.c. */
+/* Sleep on the latch and the socket, then serve interrupts, as standby/channel.c. */
 static void
 pq_wait(PGconn *conn, int events)
 {

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netbuf::protocol::{
+use netbuf::demo_op::{
     BadRequest, OP_ADD300, add300, add300_reply_len, decode_int32s, encode_add300,
 };
 

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use netbuf::protocol::{OP_ADD300, decode_int32s, encode_add300};
+use netbuf::demo_op::{OP_ADD300, decode_int32s, encode_add300};
 
 fuzz_target!(|reply: &[u8]| {
     match decode_int32s(reply) {

@@ -1,35 +1,25 @@
-//! The C ABI that c_shim/ calls: the table `NbRustApi` declared in
-//! c_shim/netbuf_shim.h, implemented over the same core as the Rust API.
+//! What C calls in Rust: the table `NbRustApi` declared in
+//! c_shim/boundary.h, implemented over the same core as the Rust API.
 //!
 //! Every function here returns a status and fills an `NbError`; none of them
 //! blocks, calls into the backend or lets a panic out (a panic becomes an
 //! `XX000` error and resets the channel it happened on).  None of them is
 //! exported: C reaches them only through [`NB_RUST_API`], whose address
-//! `_PG_init` hands to the shim (src/backend_exports.rs).
+//! `_PG_init` hands to the C side (see [`exports`](super::exports)).
 
 use std::ffi::{CStr, c_char, c_int, c_long};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
+use crate::boundary::PANIC_POINT_NAMES;
 use crate::channel::{Channel, Received, Step, Wait};
 use crate::error::Error;
-use crate::protocol;
+use crate::{demo_op, protocol};
 
-#[allow(
-    non_camel_case_types,
-    non_snake_case,
-    non_upper_case_globals,
-    dead_code,
-    clippy::all
-)]
-mod bindings {
-    include!(concat!(env!("OUT_DIR"), "/shim_bindings.rs"));
-}
+use super::bindings::{NbChannel, NbError, NbPanicPoint, NbRustApi, NbStatus};
 
-pub(crate) use bindings::{NbChannel, NbError, NbPanicPoint, NbRustApi, NbStatus};
-
-/// The table the C shim calls through (see c_shim/netbuf_shim.h).
+/// The table the C files call through (see c_shim/boundary.h).
 pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
     connect_start: Some(nb_connect_start),
     connect_continue: Some(nb_connect_continue),
@@ -57,23 +47,18 @@ static PANIC_POINT: AtomicU32 = AtomicU32::new(NbPanicPoint::NB_PANIC_NONE as u3
 /// panic anywhere below a C entry point ends as a clean ERROR.
 fn injected_panic(point: NbPanicPoint) {
     if PANIC_POINT.load(Ordering::Relaxed) == point as u32 {
-        let name = match point {
-            NbPanicPoint::NB_PANIC_NONE => "none",
-            NbPanicPoint::NB_PANIC_CONNECT => "connect",
-            NbPanicPoint::NB_PANIC_SEND => "send",
-            NbPanicPoint::NB_PANIC_RECV => "recv",
-            NbPanicPoint::NB_PANIC_SERVE => "serve",
-        };
+        // The GUC's name for it (boundary.h): what the tests set and expect.
+        let name = PANIC_POINT_NAMES[point as usize];
         panic!("injected by netbuf.debug_panic_at = {name}");
     }
 }
 
-/// Called by the GUC's assign hook (c_shim/module.c).
+/// Called by the GUC's assign hook (c_shim/common/gucs.c).
 extern "C" fn nb_set_panic_point(point: NbPanicPoint) {
     PANIC_POINT.store(point as u32, Ordering::Relaxed);
 }
 
-/// Called by the GUC's assign hook (c_shim/serve.c); the GUC's bounds keep
+/// Called by the GUC's assign hook (c_shim/common/gucs.c); the GUC's bounds keep
 /// it within the range `Channel::start` accepts.
 extern "C" fn nb_set_max_message_size(nbytes: c_int) {
     if let Ok(nbytes) = usize::try_from(nbytes) {
@@ -362,7 +347,7 @@ unsafe extern "C" fn nb_op_add300(
             // SAFETY: non-NULL and writable for reply_cap bytes per the contract.
             unsafe { std::slice::from_raw_parts_mut(reply.cast(), cap) }
         };
-        Ok(protocol::add300(request, reply))
+        Ok(demo_op::add300(request, reply))
     });
     match outcome {
         Ok(Ok(Ok(len))) => len as c_int,

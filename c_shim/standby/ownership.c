@@ -1,35 +1,40 @@
-/*
- * client.c -- the standby side of netbuf: netbuf_connect / send / recv /
- * disconnect / pin for backend code.
+/*-------------------------------------------------------------------------
  *
- * The Rust core (src/channel.rs) does the libpq work without ever blocking;
- * this file does what only backend code may do: sleep on the latch and the
- * socket, serve interrupts, account for the file descriptor, tie each
- * channel to PostgreSQL's error model and ereport.  libpq's blocking calls
- * (PQgetCopyData with async=0, a blocking PQputCopyData) would ignore
- * pg_terminate_backend, so none is used here.
+ * ownership.c
+ *	  The life of a standby's channel handle in PostgreSQL's error model:
+ *	  who owns it, what an abort does to it, what is left once it is closed.
  *
- * The error model, in short (netbuf.h has the user's view):
  * - Ownership.  A channel opened while there is a CurrentResourceOwner
  *   belongs to it, as a temporary file or a DSM mapping does: it is closed
  *   when that owner is released, silently at abort and with a leak WARNING
  *   at commit.  netbuf_pin() makes it a session channel; one opened with no
  *   resource owner (a background worker's loop) is one from the start.
+ *   From PostgreSQL 17 the owner tracks it itself (ResourceOwnerDesc);
+ *   before, a release callback looks for the channels of the owner being
+ *   released.
  * - No stale reply.  A call interrupted by an ERROR leaves its channel
  *   marked busy; an abort that finds a channel busy, or with requests in
  *   flight that were sent in the aborting (sub)transaction, resets it: the
  *   connection is closed with their replies, and the next send reconnects.
+ * - Closed handles.  A handle whose owner closed it is kept, marked closed,
+ *   so that a later call through a saved pointer is an ERROR, not a crash.
+ *
+ * The handle (NetbufConn) is private to this file: channel.c, which does
+ * the waiting and calls the Rust core, sees it only through the functions
+ * below, so every change to a handle's state happens here.
+ *
+ * IDENTIFICATION
+ *	  c_shim/standby/ownership.c
+ *
+ *-------------------------------------------------------------------------
  */
-#include "shim.h"
+#include "internal.h"
 
 #include "access/xact.h"
 #include "lib/ilist.h"
-#include "miscadmin.h"
 #include "storage/fd.h"
-#include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
-#include "utils/wait_event.h"
 
 #define NETBUF_CONN_OPEN	0x4E42434FU /* "NBCO" */
 #define NETBUF_CONN_CLOSED	0x4E424343U /* "NBCC" */
@@ -62,7 +67,7 @@ static bool callbacks_registered = false;
 /* Counts ended transactions, so that a send knows which one it belonged to. */
 static uint64 xact_generation = 0;
 
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 static void netbuf_resowner_release(Datum res);
 static char *netbuf_resowner_print(Datum res);
 
@@ -111,7 +116,7 @@ netbuf_reset_channel(NetbufConn *conn, const char *why)
 	conn->busy = false;
 }
 
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 
 /* The owner is being released: its WARNING (at commit) is resowner.c's. */
 static void
@@ -213,10 +218,63 @@ netbuf_register_callbacks(void)
 		return;
 	RegisterXactCallback(netbuf_xact_callback, NULL);
 	RegisterSubXactCallback(netbuf_subxact_callback, NULL);
-#if PG_VERSION_NUM < 170000
+#ifndef NETBUF_HAVE_RESOWNER_DESC
 	RegisterResourceReleaseCallback(netbuf_resowner_callback, NULL);
 #endif
 	callbacks_registered = true;
+}
+
+/*
+ * A handle for a channel about to be opened: everything that can fail
+ * before the connection exists, so that netbuf_conn_attach cannot.  The
+ * handle belongs to CurrentResourceOwner as it is now; undo with
+ * netbuf_conn_discard if the connection fails.
+ */
+NetbufConn *
+netbuf_conn_create(void)
+{
+	NetbufConn *conn;
+
+	netbuf_register_callbacks();
+	conn = MemoryContextAllocZero(TopMemoryContext, sizeof(NetbufConn));
+	conn->owner = CurrentResourceOwner;
+#ifdef NETBUF_HAVE_RESOWNER_DESC
+	if (conn->owner != NULL)
+		ResourceOwnerEnlarge(conn->owner);
+#endif
+
+	/* The socket counts against max_files_per_process, as in libpqsrv_connect. */
+	if (!AcquireExternalFD())
+	{
+		pfree(conn);
+		ereport(ERROR,
+				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
+				 errmsg("netbuf: could not connect to the primary"),
+				 errdetail("There are too many open files on the local server.")));
+	}
+	return conn;
+}
+
+/* The connection failed: give back what netbuf_conn_create took. */
+void
+netbuf_conn_discard(NetbufConn *conn)
+{
+	ReleaseExternalFD();
+	pfree(conn);
+}
+
+/* The channel is connected: its owner holds it from now on.  Cannot fail. */
+void
+netbuf_conn_attach(NetbufConn *conn, NbChannel *chan)
+{
+	conn->magic = NETBUF_CONN_OPEN;
+	conn->chan = chan;
+	conn->send_subid = InvalidSubTransactionId;
+	dlist_push_tail(&open_channels, &conn->node);
+#ifdef NETBUF_HAVE_RESOWNER_DESC
+	if (conn->owner != NULL)
+		ResourceOwnerRemember(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
+#endif
 }
 
 /*
@@ -224,8 +282,8 @@ netbuf_register_callbacks(void)
  * still busy from an earlier call was interrupted by an ERROR outside any
  * transaction (where no abort callback saw it): reset it first.
  */
-static NbChannel *
-netbuf_begin_call(NetbufConn *conn)
+NbChannel *
+netbuf_call_begin(NetbufConn *conn)
 {
 	if (conn == NULL)
 		ereport(ERROR,
@@ -247,8 +305,8 @@ netbuf_begin_call(NetbufConn *conn)
 }
 
 /* The call ended without leaving anything behind; raise err if it failed. */
-static void
-netbuf_end_call(NetbufConn *conn, NbStatus status, const NbError *err)
+void
+netbuf_call_end(NetbufConn *conn, NbStatus status, const NbError *err)
 {
 	/* After NB_ERROR the Rust core has put the channel in a known state. */
 	conn->busy = false;
@@ -257,112 +315,22 @@ netbuf_end_call(NetbufConn *conn, NbStatus status, const NbError *err)
 }
 
 /*
- * Sleep until the socket is ready for what status asks, the latch is set or
- * the channel's deadline passes, then serve interrupts.  A cancel or a
- * terminate request raises its ERROR/FATAL here, outside any Rust frame.
+ * A send is about to queue a request: remember the (sub)transaction it
+ * belongs to, so that an abort of that (sub)transaction resets the channel.
  */
-static void
-netbuf_wait(NbChannel *chan, NbStatus status, NetbufWait which)
-{
-	int			events = WL_LATCH_SET | WL_EXIT_ON_PM_DEATH | WL_SOCKET_READABLE;
-	long		timeout = nb_rust->wait_timeout_ms(chan);
-	int			rc;
-
-	if (status == NB_WAIT_WRITE)
-		events |= WL_SOCKET_WRITEABLE;
-	if (timeout >= 0)
-		events |= WL_TIMEOUT;
-
-	rc = WaitLatchOrSocket(MyLatch, events, nb_rust->socket(chan), timeout,
-						   netbuf_wait_event(which));
-	if (rc & WL_LATCH_SET)
-		ResetLatch(MyLatch);
-	CHECK_FOR_INTERRUPTS();
-}
-
-/* Wait and repeat until a step is no longer waiting. */
-#define NETBUF_RUN(chan, status, step, which) \
-	while (((status) = (step)) == NB_WAIT_READ || (status) == NB_WAIT_WRITE) \
-		netbuf_wait((chan), (status), (which))
-
-NetbufConn *
-netbuf_client_connect(const char *conninfo)
-{
-	NetbufConn *conn;
-	NbChannel  *chan;
-	NbStatus	status;
-	NbError		err;
-	ResourceOwner owner = CurrentResourceOwner;
-
-	if (conninfo == NULL || conninfo[0] == '\0')
-	{
-		if (PrimaryConnInfo == NULL || PrimaryConnInfo[0] == '\0')
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("netbuf: no conninfo given and primary_conninfo is not set"),
-					 errhint("Pass a connection string to netbuf_connect, or call it on a standby.")));
-		conninfo = PrimaryConnInfo;
-	}
-
-	netbuf_register_callbacks();
-	conn = MemoryContextAllocZero(TopMemoryContext, sizeof(NetbufConn));
-#if PG_VERSION_NUM >= 170000
-	if (owner != NULL)
-		ResourceOwnerEnlarge(owner);
-#endif
-
-	/* The socket counts against max_files_per_process, as in libpqsrv_connect. */
-	if (!AcquireExternalFD())
-	{
-		pfree(conn);
-		ereport(ERROR,
-				(errcode(ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION),
-				 errmsg("netbuf: could not connect to the primary"),
-				 errdetail("There are too many open files on the local server.")));
-	}
-
-	chan = nb_rust->connect_start(conninfo, &err);
-	if (chan == NULL)
-	{
-		ReleaseExternalFD();
-		pfree(conn);
-		netbuf_raise(&err);
-	}
-
-	PG_TRY();
-	{
-		NETBUF_RUN(chan, status, nb_rust->connect_continue(chan, &err), NETBUF_WAIT_CONNECT);
-		if (status != NB_DONE)
-			netbuf_raise(&err);
-	}
-	PG_CATCH();
-	{
-		/* Interrupted or failed: nobody else holds the channel. */
-		nb_rust->close(chan);
-		ReleaseExternalFD();
-		pfree(conn);
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	/* From here to the end nothing can fail: the owner now holds it. */
-	conn->magic = NETBUF_CONN_OPEN;
-	conn->chan = chan;
-	conn->owner = owner;
-	conn->send_subid = InvalidSubTransactionId;
-	dlist_push_tail(&open_channels, &conn->node);
-#if PG_VERSION_NUM >= 170000
-	if (owner != NULL)
-		ResourceOwnerRemember(owner, PointerGetDatum(conn), &netbuf_resowner_desc);
-#endif
-	return conn;
-}
-
 void
-netbuf_client_pin(NetbufConn *conn)
+netbuf_conn_note_send(NetbufConn *conn)
 {
-	(void) netbuf_begin_call(conn);
-#if PG_VERSION_NUM >= 170000
+	conn->send_xact = xact_generation;
+	conn->send_subid = GetCurrentSubTransactionId();
+}
+
+/* netbuf_pin: the channel belongs to the session from now on. */
+void
+netbuf_standby_pin(NetbufConn *conn)
+{
+	(void) netbuf_call_begin(conn);
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
 		ResourceOwnerForget(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
 #endif
@@ -370,68 +338,9 @@ netbuf_client_pin(NetbufConn *conn)
 	conn->busy = false;
 }
 
+/* netbuf_disconnect: close the channel, or forget a handle its owner closed. */
 void
-netbuf_client_queue(NetbufConn *conn, const char *buffer, int nbytes)
-{
-	NbChannel  *chan = netbuf_begin_call(conn);
-	NbStatus	status;
-	NbError		err;
-
-	conn->send_xact = xact_generation;
-	conn->send_subid = GetCurrentSubTransactionId();
-	/* send checks buffer and nbytes and says what is wrong. */
-	NETBUF_RUN(chan, status, nb_rust->send(chan, buffer, nbytes, &err), NETBUF_WAIT_SEND);
-	netbuf_end_call(conn, status, &err);
-}
-
-void
-netbuf_client_flush(NetbufConn *conn)
-{
-	NbChannel  *chan = netbuf_begin_call(conn);
-	NbStatus	status;
-	NbError		err;
-
-	NETBUF_RUN(chan, status, nb_rust->flush(chan, &err), NETBUF_WAIT_SEND);
-	netbuf_end_call(conn, status, &err);
-}
-
-void
-netbuf_client_send(NetbufConn *conn, const char *buffer, int nbytes)
-{
-	netbuf_client_queue(conn, buffer, nbytes);
-	netbuf_client_flush(conn);
-}
-
-int
-netbuf_client_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd)
-{
-	NbChannel  *chan;
-	NbStatus	status;
-	NbError		err;
-	const char *data = NULL;
-	int			nbytes = 0;
-
-	if (buffer == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("netbuf: netbuf_recv needs a place to store the buffer pointer, got NULL")));
-
-	chan = netbuf_begin_call(conn);
-	NETBUF_RUN(chan, status, nb_rust->recv(chan, &data, &nbytes, &err), NETBUF_WAIT_RECV);
-	netbuf_end_call(conn, status, &err);
-
-	if (wait_fd != NULL)
-		*wait_fd = nb_rust->socket(chan);
-	if (status == NB_END_OF_STREAM)
-		return -1;
-
-	/* libpq hands out a writable buffer; we keep its type for the caller. */
-	*buffer = unconstify(char *, data);
-	return nbytes;
-}
-
-void
-netbuf_client_disconnect(NetbufConn *conn)
+netbuf_standby_disconnect(NetbufConn *conn)
 {
 	if (conn == NULL)
 		return;
@@ -444,8 +353,8 @@ netbuf_client_disconnect(NetbufConn *conn)
 		pfree(conn);
 		return;
 	}
-	(void) netbuf_begin_call(conn);
-#if PG_VERSION_NUM >= 170000
+	(void) netbuf_call_begin(conn);
+#ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
 		ResourceOwnerForget(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
 #endif

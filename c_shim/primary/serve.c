@@ -1,23 +1,28 @@
-/*
- * serve.c -- the primary side of netbuf: CALL netbuf.serve() turns its
- * backend into a COPY BOTH server and answers each message with the
- * handler registered for its first byte.
+/*-------------------------------------------------------------------------
+ *
+ * serve.c
+ *	  CALL netbuf.serve(): the primary side of a channel.  The CALL turns
+ *	  its backend into a COPY BOTH server that answers each message with
+ *	  the handler registered for its first byte (handlers.c).
  *
  * Modelled on walsender.c: read with pq_getbyte_if_available, sleep on
  * FeBeWaitSet (latch and client socket) when nothing is buffered, serve
  * interrupts between messages, stop reading while too many replies wait to
- * be sent, and leave quietly when the client is gone.
+ * be sent, and leave quietly when the client is gone.  Large messages go
+ * past pqcomm (direct_io.c).
  *
  * Transactions: serve() ends the CALL's transaction before it starts
  * serving, as VACUUM does between tables, and runs each request that needs
  * one in a transaction of its own; between requests the backend holds no
  * transaction, lock or snapshot.  It starts one again before returning, for
  * exec_simple_query to commit.
+ *
+ * IDENTIFICATION
+ *	  c_shim/primary/serve.c
+ *
+ *-------------------------------------------------------------------------
  */
-#include "shim.h"
-
-#include <ctype.h>
-#include <sys/socket.h>
+#include "internal.h"
 
 #include "access/xact.h"
 #include "executor/spi.h"
@@ -29,131 +34,12 @@
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "replication/walsender.h"
-#include "storage/ipc.h"
 #include "storage/latch.h"
 #include "tcop/tcopprot.h"
-#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timeout.h"
 #include "utils/wait_event.h"
-
-/*
- * GUC netbuf.max_message_size: the largest request the primary accepts, and
- * on the standby the largest reply its channels accept.
- */
-static int	netbuf_max_message_size = 64 * 1024 * 1024;
-
-/*
- * GUC netbuf.peer_timeout: how long a client that went silent (a network
- * partition: no FIN, no RST) may keep its serving backend, through TCP
- * keepalives and TCP_USER_TIMEOUT on the channel's socket.
- */
-static int	netbuf_peer_timeout = 30 * 1000;
-
-/* One handler per op code; the built-ins register like everyone else. */
-typedef struct NetbufOp
-{
-	NetbufHandler handler;
-	int			flags;			/* NETBUF_HANDLER_* */
-} NetbufOp;
-
-static NetbufOp netbuf_ops[256];
-
-void
-netbuf_serve_register_handler_ext(unsigned char op, NetbufHandler handler, int flags)
-{
-	if (handler == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("netbuf: cannot register a NULL handler for op code 0x%02x", op)));
-	if ((flags & ~NETBUF_HANDLER_NO_TRANSACTION) != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("netbuf: unknown handler flags 0x%x for op code 0x%02x", flags, op)));
-	if (netbuf_ops[op].handler != NULL &&
-		(netbuf_ops[op].handler != handler || netbuf_ops[op].flags != flags))
-		ereport(ERROR,
-				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("netbuf: op code 0x%02x already has a handler", op)));
-	netbuf_ops[op].handler = handler;
-	netbuf_ops[op].flags = flags;
-}
-
-void
-netbuf_serve_register_handler(unsigned char op, NetbufHandler handler)
-{
-	netbuf_serve_register_handler_ext(op, handler, 0);
-}
-
-/* 'E': echo the message unchanged. */
-static void
-netbuf_handle_echo(const char *request, int nbytes, StringInfo reply)
-{
-	appendBinaryStringInfo(reply, request, nbytes);
-}
-
-/* 'N': k int32 in, each + 300 out; the checking is in Rust (src/protocol.rs). */
-static void
-netbuf_handle_add300(const char *request, int nbytes, StringInfo reply)
-{
-	NbError		err;
-	int			len;
-
-	enlargeStringInfo(reply, nbytes);
-	len = nb_rust->op_add300(request, nbytes, reply->data + reply->len,
-							 reply->maxlen - reply->len, &err);
-	if (len < 0)
-		netbuf_raise(&err);
-	reply->len += len;
-	reply->data[reply->len] = '\0';
-}
-
-static void
-netbuf_assign_max_message_size(int newval, void *extra)
-{
-	/* New channels of this backend accept replies up to this size. */
-	nb_rust->set_max_message_size(newval);
-}
-
-void
-netbuf_serve_init(void)
-{
-	DefineCustomIntVariable("netbuf.max_message_size",
-							"Largest netbuf message accepted: requests on the primary, replies on the standby.",
-							"A larger message is refused with an error before memory is allocated for it.",
-							&netbuf_max_message_size,
-							64 * 1024 * 1024,
-							16,
-							PQ_LARGE_MESSAGE_LIMIT,
-							PGC_SUSET,
-							GUC_UNIT_BYTE,
-							NULL, netbuf_assign_max_message_size, NULL);
-	DefineCustomIntVariable("netbuf.peer_timeout",
-							"How long a serving backend waits on a client that went silent.",
-							"Applied as TCP keepalives and tcp_user_timeout on the channel's socket; "
-							"0 leaves the server's tcp_keepalives_* and tcp_user_timeout settings.",
-							&netbuf_peer_timeout,
-							30 * 1000,
-							0,
-							INT_MAX / 1000,
-							PGC_SUSET,
-							GUC_UNIT_MS,
-							NULL, NULL, NULL);
-	MarkGUCPrefixReserved("netbuf");
-
-	/* Neither touches database state: no transaction per request. */
-	netbuf_serve_register_handler_ext('E', netbuf_handle_echo, NETBUF_HANDLER_NO_TRANSACTION);
-	netbuf_serve_register_handler_ext('N', netbuf_handle_add300, NETBUF_HANDLER_NO_TRANSACTION);
-}
-
-/* The client is gone: leave without writing to its socket (cf. WalSndShutdown). */
-static void
-netbuf_serve_exit(void)
-{
-	whereToSendOutput = DestNone;
-	proc_exit(0);
-}
 
 /*
  * Sleep until the client socket is ready for socket_events or the latch is
@@ -207,7 +93,7 @@ netbuf_queue_reply(StringInfo reply)
 	while (netbuf_unsent > NETBUF_MAX_UNSENT)
 	{
 		if (pq_flush_if_writable() != 0)
-			netbuf_serve_exit();
+			netbuf_client_gone();
 		if (!pq_is_send_pending())
 		{
 			netbuf_unsent = 0;
@@ -215,142 +101,6 @@ netbuf_queue_reply(StringInfo reply)
 		}
 		netbuf_serve_wait(WL_SOCKET_WRITEABLE, netbuf_wait_event(NETBUF_WAIT_SERVE_SEND));
 	}
-}
-
-/*
- * Messages at least this large skip pqcomm's 8 kB buffers: a 1 MiB request
- * would otherwise take ~128 recv() calls and one more copy, a 1 MiB reply
- * one more copy into pqcomm's send buffer.
- */
-#define NETBUF_DIRECT_IO (64 * 1024)
-
-/* Read exactly len bytes from the client socket (waits; serves termination). */
-static void
-netbuf_recv_exactly(char *dst, size_t len)
-{
-	MyProcPort->noblock = false;
-	while (len > 0)
-	{
-		ssize_t		n = secure_read(MyProcPort, dst, len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			netbuf_serve_exit();
-		dst += n;
-		len -= n;
-	}
-}
-
-/* Write exactly len bytes to the client socket (waits; serves termination). */
-static void
-netbuf_send_exactly(const char *src, size_t len)
-{
-	MyProcPort->noblock = false;
-	while (len > 0)
-	{
-		ssize_t		n = secure_write(MyProcPort, unconstify(char *, src), len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			netbuf_serve_exit();
-		src += n;
-		len -= n;
-	}
-}
-
-/* Is the connection unencrypted, so that the socket carries protocol bytes? */
-static bool
-netbuf_plain_socket(void)
-{
-	if (MyProcPort->ssl_in_use)
-		return false;
-#ifdef ENABLE_GSS
-	if (MyProcPort->gss != NULL && MyProcPort->gss->enc)
-		return false;
-#endif
-	return true;
-}
-
-/*
- * After a large request, take the next one straight from the socket into
- * the request buffer.  Only when pqcomm holds no input (so nothing is read
- * out of order), only for CopyData of NETBUF_DIRECT_IO bytes up to
- * netbuf.max_message_size, and only on a plain socket: the header is peeked
- * first, and anything else is left to pqcomm untouched.  Returns whether it
- * read a message.
- */
-static bool
-netbuf_read_large_request(StringInfo request)
-{
-	char		header[5];
-	uint32		netlen;
-	int64		len;
-
-	if (pq_buffer_has_data() || !netbuf_plain_socket())
-		return false;
-	if (recv(MyProcPort->sock, header, sizeof(header), MSG_PEEK | MSG_DONTWAIT) != sizeof(header) ||
-		header[0] != 'd')
-		return false;
-	memcpy(&netlen, header + 1, sizeof(netlen));
-	len = (int64) pg_ntoh32(netlen) - 4;
-	if (len < NETBUF_DIRECT_IO || len > netbuf_max_message_size)
-		return false;
-
-	/*
-	 * Allocate before consuming anything: an out-of-memory ERROR here leaves
-	 * the message unread, so the session stays in protocol sync.
-	 */
-	enlargeStringInfo(request, (int) len);
-
-	/* As in netbuf_read_message: no ERROR while the message is half read. */
-	HOLD_CANCEL_INTERRUPTS();
-	netbuf_recv_exactly(header, sizeof(header));
-	netbuf_recv_exactly(request->data, len);
-	request->len = (int) len;
-	request->data[len] = '\0';
-	RESUME_CANCEL_INTERRUPTS();
-	return true;
-}
-
-/* Send a large reply without copying it into pqcomm's send buffer. */
-static void
-netbuf_send_large_reply(StringInfo reply)
-{
-	char		header[5];
-	uint32		netlen = pg_hton32((uint32) reply->len + 4);
-
-	/* Replies queued before this one go first. */
-	if (pq_flush() != 0)
-		netbuf_serve_exit();
-	header[0] = 'd';
-	memcpy(header + 1, &netlen, sizeof(netlen));
-	netbuf_send_exactly(header, sizeof(header));
-	netbuf_send_exactly(reply->data, reply->len);
-}
-
-/* Look up the handler of a request, or refuse it. */
-static const NetbufOp *
-netbuf_lookup_op(StringInfo request)
-{
-	unsigned char op;
-
-	if (request->len < 1)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("netbuf: empty message"),
-				 errdetail("A message starts with a one-byte op code.")));
-
-	op = (unsigned char) request->data[0];
-	if (netbuf_ops[op].handler == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("netbuf: unknown op code 0x%02x%s%c%s", op,
-						isprint(op) ? " ('" : "", isprint(op) ? op : ' ',
-						isprint(op) ? "')" : ""),
-				 errhint("The primary serves the built-in ops 'E' and 'N' and those of modules loaded into its serving backends.")));
-	return &netbuf_ops[op];
 }
 
 /*
@@ -376,7 +126,7 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 		 * go now rather than after it (without waiting for the socket).
 		 */
 		if (pq_flush_if_writable() != 0)
-			netbuf_serve_exit();
+			netbuf_client_gone();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		/* 17+ arms transaction_timeout here; requests are not sessions' transactions. */
@@ -409,7 +159,7 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	}
 	MemoryContextSwitchTo(message_context);
 
-	if (reply->len >= NETBUF_DIRECT_IO)
+	if (reply->len >= NB_DIRECT_IO_MIN_SIZE)
 		netbuf_send_large_reply(reply);
 	else
 		/* Queued, not flushed: the loop flushes once its input is drained. */
@@ -435,7 +185,7 @@ netbuf_read_message(StringInfo request)
 
 	HOLD_CANCEL_INTERRUPTS();
 	if (pq_getbytes((char *) &netlen, 4) == EOF)
-		netbuf_serve_exit();
+		netbuf_client_gone();
 	len = (int64) pg_ntoh32(netlen) - 4;
 	if (len < 0)
 		ereport(FATAL,
@@ -448,7 +198,7 @@ netbuf_read_message(StringInfo request)
 
 		for (int64 left = len; left > 0; left -= Min(left, (int64) sizeof(discard)))
 			if (pq_getbytes(discard, Min(left, (int64) sizeof(discard))) == EOF)
-				netbuf_serve_exit();
+				netbuf_client_gone();
 		pq_endmsgread();
 		RESUME_CANCEL_INTERRUPTS();
 		ereport(ERROR,
@@ -459,7 +209,7 @@ netbuf_read_message(StringInfo request)
 
 	enlargeStringInfo(request, (int) len);
 	if (pq_getbytes(request->data, len) == EOF)
-		netbuf_serve_exit();
+		netbuf_client_gone();
 	request->len = (int) len;
 	request->data[len] = '\0';
 	pq_endmsgread();
@@ -521,13 +271,13 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 			pq_startmsgread();
 			r = pq_getbyte_if_available(&msgtype);
 			if (r < 0)
-				netbuf_serve_exit();
+				netbuf_client_gone();
 			if (r == 0)
 			{
 				/* Input drained: send what is queued, then sleep. */
 				pq_endmsgread();
 				if (pq_flush_if_writable() != 0)
-					netbuf_serve_exit();
+					netbuf_client_gone();
 				if (pq_is_send_pending())
 					netbuf_serve_wait(WL_SOCKET_READABLE | WL_SOCKET_WRITEABLE,
 									  netbuf_wait_event(NETBUF_WAIT_SERVE_SEND));
@@ -537,7 +287,7 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 			}
 			netbuf_read_message(&request);
 		}
-		large_stream = (msgtype == 'd' && request.len >= NETBUF_DIRECT_IO);
+		large_stream = (msgtype == 'd' && request.len >= NB_DIRECT_IO_MIN_SIZE);
 
 		switch (msgtype)
 		{
@@ -552,7 +302,7 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 			case 'c':			/* CopyDone: end the stream, the CALL returns */
 				pq_putemptymessage('c');
 				if (pq_flush() != 0)
-					netbuf_serve_exit();
+					netbuf_client_gone();
 				return;
 			case 'f':			/* CopyFail */
 				ereport(ERROR,
@@ -564,7 +314,7 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 			case 'S':
 				break;
 			case 'X':			/* Terminate */
-				netbuf_serve_exit();
+				netbuf_client_gone();
 				break;
 			default:
 				ereport(FATAL,
@@ -577,21 +327,21 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 
 /*
  * A channel idles for days, so a client that vanished without a FIN or RST
- * must be noticed by the kernel: keepalive probes after half the timeout,
- * three of them in the rest, and TCP_USER_TIMEOUT for unacknowledged
- * replies.  (The pq_set* functions skip Unix-domain sockets.)
+ * must be noticed by the kernel: boundary.h's silent-peer policy with
+ * netbuf.peer_timeout, the same the Rust core gives its own connections.
+ * (The pq_set* functions skip Unix-domain sockets.)
  */
 static void
 netbuf_watch_silent_peer(void)
 {
-	int			idle_s = Max(1, netbuf_peer_timeout / 2000);
-	int			interval_s = Max(1, netbuf_peer_timeout / 6000);
+	int			idle_s = Max(1, netbuf_peer_timeout / (1000 * NB_PEER_KEEPALIVE_IDLE_DIVISOR));
+	int			interval_s = Max(1, netbuf_peer_timeout / (1000 * NB_PEER_KEEPALIVE_INTERVAL_DIVISOR));
 
 	if (netbuf_peer_timeout == 0 || MyProcPort == NULL)
 		return;
 	(void) pq_setkeepalivesidle(idle_s, MyProcPort);
 	(void) pq_setkeepalivesinterval(interval_s, MyProcPort);
-	(void) pq_setkeepalivescount(3, MyProcPort);
+	(void) pq_setkeepalivescount(NB_PEER_KEEPALIVE_COUNT, MyProcPort);
 	(void) pq_settcpusertimeout(netbuf_peer_timeout, MyProcPort);
 }
 
@@ -659,7 +409,7 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	pq_sendint16(&start, 0);
 	pq_endmessage(&start);
 	if (pq_flush() != 0)
-		netbuf_serve_exit();
+		netbuf_client_gone();
 
 	/* Under TopMemoryContext: the CALL's own contexts do not outlive commits. */
 	serve_context = AllocSetContextCreate(TopMemoryContext,

@@ -1,11 +1,19 @@
-/*
- * pg_compat.h -- what differs between the PostgreSQL majors netbuf builds
- * against (14 to 18), in one place.
+/*-------------------------------------------------------------------------
+ *
+ * pg_compat.h
+ *	  What differs between the PostgreSQL majors netbuf builds against
+ *	  (14 to 18), in one place.
  *
  * The C files are written against the newest API where a name is only
  * spelled differently, and against the oldest where a feature is new; each
- * #if here says which major changed what.  Wait events are in
- * wait_events.c, which is version-dependent as a whole.
+ * #if here says which major changed what.  Where a whole mechanism differs
+ * rather than a name, the file that has it tests a NETBUF_HAVE_* macro
+ * defined here, so that every version number is in this file.
+ *
+ * IDENTIFICATION
+ *	  c_shim/common/pg_compat.h
+ *
+ *-------------------------------------------------------------------------
  */
 #ifndef NETBUF_PG_COMPAT_H
 #define NETBUF_PG_COMPAT_H
@@ -49,6 +57,25 @@
 /* 15 renamed EmitWarningsOnPlaceholders (and made it reserve the prefix). */
 #if PG_VERSION_NUM < 150000
 #define MarkGUCPrefixReserved(prefix) EmitWarningsOnPlaceholders(prefix)
+#endif
+
+/*
+ * 17 lets an extension name its own wait events (WaitEventExtensionNew):
+ * common/wait_events.c shows NetbufRecv and the like instead of the generic
+ * events.
+ */
+#if PG_VERSION_NUM >= 170000
+#define NETBUF_HAVE_CUSTOM_WAIT_EVENTS
+#endif
+
+/*
+ * 17 lets an extension's resources be tracked by resource owners like the
+ * core's (ResourceOwnerDesc, ResourceOwnerEnlarge/Remember/Forget).  Before,
+ * standby/ownership.c registers a release callback that finds the channels
+ * of the owner being released itself.
+ */
+#if PG_VERSION_NUM >= 170000
+#define NETBUF_HAVE_RESOWNER_DESC
 #endif
 
 /* 17 replaced pq_buffer_has_data() with pq_buffer_remaining_data(). */

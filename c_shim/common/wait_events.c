@@ -1,6 +1,7 @@
-/*
- * wait_events.c -- what pg_stat_activity.wait_event shows while netbuf
- * sleeps.
+/*-------------------------------------------------------------------------
+ *
+ * wait_events.c
+ *	  What pg_stat_activity.wait_event shows while netbuf sleeps.
  *
  * From PostgreSQL 17 an extension can name its own wait events
  * (WaitEventExtensionNew), so a standby backend blocked on the primary shows
@@ -12,12 +13,17 @@
  * each, not in _PG_init: libnetbuf may be loaded by the postmaster
  * (shared_preload_libraries), where the shared hash of names cannot be
  * written, and a backend that never waits need not register anything.
+ *
+ * IDENTIFICATION
+ *	  c_shim/common/wait_events.c
+ *
+ *-------------------------------------------------------------------------
  */
-#include "shim.h"
+#include "internal.h"
 
 #include "utils/wait_event.h"
 
-#if PG_VERSION_NUM >= 170000
+#ifdef NETBUF_HAVE_CUSTOM_WAIT_EVENTS
 
 /* Indexed by NetbufWait; pg_stat_activity shows these. */
 static const char *const netbuf_wait_names[NETBUF_WAIT_COUNT] = {

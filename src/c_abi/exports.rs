@@ -8,7 +8,7 @@
 
 use std::arch::naked_asm;
 
-use crate::shim_api::NB_RUST_API;
+use super::rust_api::NB_RUST_API;
 
 unsafe extern "C" {
     fn netbuf_shim_magic();

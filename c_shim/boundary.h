@@ -1,17 +1,73 @@
-/*
- * netbuf_shim.h -- the boundary between the C shim and the Rust core.
+/*-------------------------------------------------------------------------
  *
- * Everything that crosses between the C files of c_shim/ and src/ is declared here and
- * nowhere else; build.rs runs bindgen on this file, so the Rust side sees
- * exactly these types and the two cannot drift apart.  It includes no
- * PostgreSQL header on purpose: Rust never calls the backend.
+ * boundary.h
+ *	  The boundary between the C files of c_shim/ and the Rust core (src/).
+ *
+ * Everything that crosses between the two is declared here and nowhere
+ * else: the types (build.rs runs bindgen on this file for the backend
+ * feature, so the Rust side sees exactly these) and every number or name
+ * both languages use, as `#define NB_<NAME> <integer or "string">`, which
+ * build.rs also copies into Rust constants for every build, with or
+ * without the backend feature (src/boundary.rs).  It includes no
+ * PostgreSQL header on purpose: Rust never calls the backend, and the Rust
+ * API is built without the server headers.
  *
  * The rule of the boundary: C calls Rust, Rust returns a status and, on
  * failure, fills an NbError; C does every wait, every interrupt check and
  * every ereport.  Rust never longjmps and never lets a panic escape.
+ *
+ * IDENTIFICATION
+ *	  c_shim/boundary.h
+ *
+ *-------------------------------------------------------------------------
  */
-#ifndef NETBUF_SHIM_H
-#define NETBUF_SHIM_H
+#ifndef NETBUF_BOUNDARY_H
+#define NETBUF_BOUNDARY_H
+
+/*
+ * Constants of both languages.  build.rs reads each `#define NB_` line
+ * with a tiny parser: the value is a decimal or hexadecimal integer, a
+ * parenthesised product of such integers, or a string literal without
+ * escapes; anything else fails the build rather than being skipped.
+ */
+
+/*
+ * Message size limits: netbuf.max_message_size (common/gucs.c) and the Rust
+ * API's ConnectOptions::max_message_size (src/protocol.rs).  The smallest
+ * limit leaves room for an op code and a few bytes; the largest is the
+ * largest message PostgreSQL's protocol layer reads, PQ_LARGE_MESSAGE_LIMIT
+ * (gucs.c asserts that they are equal).
+ */
+#define NB_MAX_MESSAGE_SIZE_DEFAULT (64 * 1024 * 1024)
+#define NB_MAX_MESSAGE_SIZE_MIN 16
+#define NB_MAX_MESSAGE_SIZE_MAX 0x3ffffffe
+
+/*
+ * Messages at least this large skip pqcomm's buffers on the primary
+ * (primary/direct_io.c).  Only C uses it today; it stands with the other
+ * sizes of a message so that Rust code (tests, benchmarks) can size
+ * messages around it.
+ */
+#define NB_DIRECT_IO_MIN_SIZE (64 * 1024)
+
+/*
+ * The silent-peer policy.  A channel idles for days and must still notice a
+ * peer that vanished without a FIN or RST (a network partition, a host
+ * powered off): TCP alone would take 2 hours (idle) or about 15 minutes
+ * (unacknowledged data).  For a timeout T, keepalive probes start after
+ * T / IDLE_DIVISOR idle and follow every T / INTERVAL_DIVISOR; COUNT
+ * unanswered ones end the connection (so after T / 2 + 3 * T / 6 = T),
+ * and TCP_USER_TIMEOUT = T ends it when data stays unacknowledged.
+ *
+ * The primary applies it to a serving backend's socket with T =
+ * netbuf.peer_timeout (default NB_PEER_TIMEOUT_DEFAULT_MS, primary/serve.c);
+ * the Rust core adds it with the default T to every connection string that
+ * does not set these itself (src/conninfo/mod.rs).
+ */
+#define NB_PEER_TIMEOUT_DEFAULT_MS 30000
+#define NB_PEER_KEEPALIVE_IDLE_DIVISOR 2
+#define NB_PEER_KEEPALIVE_INTERVAL_DIVISOR 6
+#define NB_PEER_KEEPALIVE_COUNT 3
 
 /* A channel to the primary, owned by Rust (src/channel.rs). */
 typedef struct NbChannel NbChannel;
@@ -37,7 +93,7 @@ typedef struct NbError
 } NbError;
 
 /*
- * Settings the GUCs' assign hooks hand to the Rust core.
+ * Settings the GUCs' assign hooks (common/gucs.c) hand to the Rust core.
  *
  * set_max_message_size: the largest reply a channel opened from now on
  * accepts (netbuf.max_message_size on the standby); the primary is told in
@@ -54,6 +110,17 @@ typedef enum NbPanicPoint
 	NB_PANIC_RECV = 3,			/* recv */
 	NB_PANIC_SERVE = 4			/* op_add300, on the primary */
 } NbPanicPoint;
+
+/*
+ * The names netbuf.debug_panic_at gives the points (NB_PANIC_NAME_X names
+ * NB_PANIC_X): its values in SQL (common/gucs.c), and the message of the
+ * injected panic (src/boundary.rs).
+ */
+#define NB_PANIC_NAME_NONE "none"
+#define NB_PANIC_NAME_CONNECT "connect"
+#define NB_PANIC_NAME_SEND "send"
+#define NB_PANIC_NAME_RECV "recv"
+#define NB_PANIC_NAME_SERVE "serve"
 
 /*
  * What the Rust core offers the C shim: one table of function pointers,
@@ -103,12 +170,12 @@ typedef struct NbRustApi
 /*
  * Not declared here: the C entry points PostgreSQL looks up with dlsym
  * (netbuf_shim_magic, netbuf_shim_init, netbuf_shim_finfo_serve,
- * netbuf_shim_serve, see shim.h).  rustc exports only Rust symbols from a
- * cdylib, so src/backend_exports.rs exports Pg_magic_func, _PG_init,
+ * netbuf_shim_serve, see internal.h).  rustc exports only Rust symbols from
+ * a cdylib, so src/c_abi/exports.rs exports Pg_magic_func, _PG_init,
  * pg_finfo_netbuf_serve and netbuf_serve as naked jumps to them: no Rust
  * frame ever stands between PostgreSQL and C code that may ereport.  The
  * jump for _PG_init passes the NbRustApi table as netbuf_shim_init's
  * argument.
  */
 
-#endif							/* NETBUF_SHIM_H */
+#endif							/* NETBUF_BOUNDARY_H */
