@@ -25,7 +25,7 @@
 #include "internal.h"
 
 #include "access/xact.h"
-#include "executor/spi.h"
+#include "utils/portal.h"
 #include "libpq/libpq.h"
 #include "libpq/libpq-be.h"
 #include "libpq/pqformat.h"
@@ -45,6 +45,22 @@
  * Sleep until the client socket is ready for socket_events or the latch is
  * set, then serve interrupts.
  */
+/*
+ * pg_stat_activity's state: 'active' while requests are being answered,
+ * 'idle' while the loop waits for one.  Reported on a change only: a
+ * pipeline of fast requests costs two reports per wake-up, not per message.
+ */
+static bool netbuf_reported_running = true;	/* the CALL started 'active' */
+
+static void
+netbuf_report_running(bool running)
+{
+	if (running == netbuf_reported_running)
+		return;
+	pgstat_report_activity(running ? STATE_RUNNING : STATE_IDLE, NULL);
+	netbuf_reported_running = running;
+}
+
 static void
 netbuf_serve_wait(int socket_events, uint32 wait_event_info)
 {
@@ -118,7 +134,7 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	unsigned char op = (unsigned char) request->data[0];
 	bool		transaction = (entry->flags & NETBUF_HANDLER_NO_TRANSACTION) == 0;
 
-	pgstat_report_activity(STATE_RUNNING, NULL);
+	netbuf_report_running(true);
 	if (transaction)
 	{
 		/*
@@ -164,7 +180,6 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	else
 		/* Queued, not flushed: the loop flushes once its input is drained. */
 		netbuf_queue_reply(reply);
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
@@ -276,6 +291,7 @@ netbuf_serve_loop(MemoryContext message_context, int max_reply_size)
 			{
 				/* Input drained: send what is queued, then sleep. */
 				pq_endmsgread();
+				netbuf_report_running(false);
 				if (pq_flush_if_writable() != 0)
 					netbuf_client_gone();
 				if (pq_is_send_pending())
@@ -371,7 +387,7 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	StringInfoData start;
 	volatile int max_reply_size = netbuf_max_reply_size_arg(fcinfo);
 
-	/* Non-atomic so that SPI_commit below can drop the CALL's snapshot. */
+	/* Non-atomic, so that the CALL's portal survives the commit below. */
 	if (call == NULL || !IsA(call, CallContext) || call->atomic)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
@@ -387,15 +403,14 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	/*
 	 * A channel lives as long as the standby wants it: end the CALL's
 	 * transaction now so that it holds no snapshot (no backend_xmin), lock
-	 * or xid while it waits.  SPI_commit drops the portal's snapshots and
-	 * starts a new transaction, which is committed at once, leaving none.
+	 * or xid while it waits.  The portal's snapshot goes first, as
+	 * SPI_commit does it for a procedure's COMMIT (the CALL is non-atomic,
+	 * checked above, so its portal survives the commit).
 	 */
-	if (SPI_connect_ext(SPI_OPT_NONATOMIC) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect_ext failed");
-	SPI_commit();
-	SPI_finish();
+	ForgetPortalSnapshots();
 	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
+	netbuf_reported_running = true; /* exec_simple_query reported the CALL */
+	netbuf_report_running(false);
 
 	/*
 	 * statement_timeout (and, 17+, transaction_timeout) would end a channel
@@ -431,7 +446,7 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 
 	/* exec_simple_query commits the CALL's transaction: give it one. */
 	StartTransactionCommand();
-	pgstat_report_activity(STATE_RUNNING, NULL);
+	netbuf_report_running(true);
 	MemoryContextSwitchTo(caller_context);
 	PG_RETURN_VOID();
 }
