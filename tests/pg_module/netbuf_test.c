@@ -213,21 +213,28 @@ netbuf_test_exchange_n(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(result, len / 4, INT4OID, 4, true, TYPALIGN_INT));
 }
 
+/* A bytea holding a copy of len bytes of a reply netbuf returned. */
+static bytea *
+reply_bytea(const char *reply, int len)
+{
+	bytea	   *result = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(result, VARHDRSZ + len);
+	memcpy(VARDATA(result), reply, len);
+	return result;
+}
+
 static bytea *
 exchange(NetbufConn *conn, bytea *request)
 {
 	char	   *reply;
 	int			len;
-	bytea	   *result;
 
 	netbuf_send(conn, VARDATA_ANY(request), VARSIZE_ANY_EXHDR(request));
 	len = netbuf_recv(conn, &reply, NULL);
 	if (len < 0)
 		ereport(ERROR, (errmsg("netbuf_test: the primary ended the stream")));
-	result = palloc(VARHDRSZ + len);
-	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(VARDATA(result), reply, len);
-	return result;
+	return reply_bytea(reply, len);
 }
 
 /* request(conninfo, message bytea) -> bytea: one exchange on a new channel. */
@@ -393,7 +400,6 @@ netbuf_test_session_forward_last(PG_FUNCTION_ARGS)
 {
 	char	   *reply;
 	int			len;
-	bytea	   *result;
 
 	if (session_conn == NULL || session_last_reply == NULL)
 		elog(ERROR, "netbuf_test: no reply to forward");
@@ -402,10 +408,7 @@ netbuf_test_session_forward_last(PG_FUNCTION_ARGS)
 	len = netbuf_recv(session_conn, &reply, NULL);
 	if (len < 0)
 		PG_RETURN_NULL();
-	result = palloc(VARHDRSZ + len);
-	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(VARDATA(result), reply, len);
-	PG_RETURN_BYTEA_P(result);
+	PG_RETURN_BYTEA_P(reply_bytea(reply, len));
 }
 
 /*
@@ -419,7 +422,6 @@ netbuf_test_session_recv(PG_FUNCTION_ARGS)
 {
 	char	   *reply;
 	int			len;
-	bytea	   *result;
 
 	if (session_conn == NULL)
 		elog(ERROR, "netbuf_test: the session channel is not open");
@@ -428,10 +430,7 @@ netbuf_test_session_recv(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	session_last_reply = reply;
 	session_last_len = len;
-	result = palloc(VARHDRSZ + len);
-	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(VARDATA(result), reply, len);
-	PG_RETURN_BYTEA_P(result);
+	PG_RETURN_BYTEA_P(reply_bytea(reply, len));
 }
 
 /* session_disconnect(): close the session channel, if it is open. */
