@@ -74,7 +74,7 @@ DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 libpq-dev libkrb5-dev \
 all: lib
 
 lib:
-	$(CARGO) build --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR)
+	$(CARGO) build --release --no-default-features --features backend --lib --target-dir $(BACKEND_TARGET_DIR)
 
 $(LIBNETBUF): lib
 
@@ -147,7 +147,7 @@ fuzz:
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
-	$(CARGO) clippy --release --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
+	$(CARGO) clippy --release --no-default-features --features backend --lib --target-dir $(BACKEND_TARGET_DIR) -- -D warnings
 	scripts/check-c-layering.sh
 
 clean-netbuf:

@@ -2,19 +2,120 @@
 //!
 //!     netbuf ping CONNINFO [-c COUNT] [-s SIZE] [-i INTERVAL]
 //!     netbuf bench CONNINFO [-s SIZE] [-d DEPTH] [-t SECONDS]
+//!     netbuf completions SHELL
+//!
+//! Arguments are parsed by clap (feature `cli`, on by default): `--help`,
+//! `--version`, usage errors (exit 2) and shell completions behave as in
+//! other command-line tools.
 
+use std::io;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use netbuf::{Client, Error};
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+use netbuf::protocol::{DEFAULT_MAX_MESSAGE_SIZE, MAX_MESSAGE_SIZE_RANGE};
+use netbuf::{Client, ConnectOptions, Error};
 
-const USAGE: &str = "usage:
-  netbuf ping CONNINFO [-c COUNT] [-s SIZE] [-i INTERVAL]   echo round trips, like ping(8)
-  netbuf bench CONNINFO [-s SIZE] [-d DEPTH] [-t SECONDS]   pipelined echo throughput
+/// Ping and load a primary's netbuf.serve() over libpq's COPY BOTH.
+#[derive(Parser)]
+#[command(
+    name = "netbuf",
+    version,
+    after_help = "CONNINFO is a libpq connection string or URI, e.g. 'host=primary user=replicator'."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-CONNINFO is a libpq connection string or URI; SIZE counts the whole message
-(the op code 'E' included, default 64); INTERVAL is in seconds (default 1).";
+#[derive(Subcommand)]
+enum Command {
+    /// Echo round trips, like ping(8); Ctrl-C prints the summary
+    Ping {
+        #[command(flatten)]
+        target: Target,
+        /// Stop after COUNT echoes (default: until Ctrl-C)
+        #[arg(short = 'c', long, value_name = "COUNT", value_parser = clap::value_parser!(u64).range(1..))]
+        count: Option<u64>,
+        #[command(flatten)]
+        size: Size,
+        /// Seconds between echoes (fractions allowed)
+        #[arg(short = 'i', long, value_name = "INTERVAL",
+            allow_negative_numbers = true, default_value = "1", value_parser = seconds)]
+        interval: Duration,
+    },
+    /// Pipelined echo throughput; progress on stderr
+    Bench {
+        #[command(flatten)]
+        target: Target,
+        #[command(flatten)]
+        size: Size,
+        /// Requests in flight at a time
+        #[arg(short = 'd', long, value_name = "DEPTH", default_value_t = 64, value_parser = depth)]
+        depth: usize,
+        /// How long to run, in seconds (fractions allowed)
+        #[arg(short = 't', long, value_name = "SECONDS",
+            allow_negative_numbers = true, default_value = "5", value_parser = seconds)]
+        seconds: Duration,
+    },
+    /// Print a shell completion script to stdout
+    #[command(after_help = "e.g. netbuf completions bash > /etc/bash_completion.d/netbuf")]
+    Completions {
+        /// The shell to complete for
+        #[arg(value_name = "SHELL")]
+        shell: Shell,
+    },
+}
+
+#[derive(Args)]
+struct Target {
+    /// libpq connection string or URI of the primary
+    #[arg(value_name = "CONNINFO")]
+    conninfo: String,
+}
+
+#[derive(Args)]
+struct Size {
+    /// Bytes per echo, the op code 'E' included
+    #[arg(short = 's', long, value_name = "SIZE", default_value_t = 64, value_parser = size)]
+    size: usize,
+}
+
+/// A whole number, with an error that says what was wrong with it.
+fn whole(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .map_err(|_| format!("not a whole number: '{text}'"))
+}
+
+fn size(text: &str) -> Result<usize, String> {
+    let size = whole(text)?;
+    let max = *MAX_MESSAGE_SIZE_RANGE.end();
+    if size == 0 {
+        Err("must be at least 1 (the op code)".into())
+    } else if size > max {
+        Err(format!("must be at most {max} (the largest message)"))
+    } else {
+        Ok(size)
+    }
+}
+
+fn depth(text: &str) -> Result<usize, String> {
+    match whole(text)? {
+        0 => Err("must be at least 1".into()),
+        depth => Ok(depth),
+    }
+}
+
+/// Seconds, fractions allowed: 0.2, 1, 1.5.
+fn seconds(text: &str) -> Result<Duration, String> {
+    let value = text
+        .parse::<f64>()
+        .map_err(|_| format!("not a number of seconds: '{text}'"))?;
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("not a usable number of seconds: '{text}'"))
+}
 
 /// Set by SIGINT: stop and print the summary.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
@@ -23,56 +124,11 @@ extern "C" fn on_sigint(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::Relaxed);
 }
 
-struct Options {
-    conninfo: String,
-    count: Option<u64>,
-    size: usize,
-    interval: Duration,
-    depth: usize,
-    seconds: u64,
-}
-
-fn parse(args: &[String]) -> Result<Options, String> {
-    let mut options = Options {
-        conninfo: String::new(),
-        count: None,
-        size: 64,
-        interval: Duration::from_secs(1),
-        depth: 64,
-        seconds: 5,
-    };
-    let mut rest = args.iter();
-    while let Some(arg) = rest.next() {
-        let mut value = |name: &str| rest.next().ok_or(format!("{name} needs a value")).cloned();
-        let number = |text: String, name: &str| {
-            text.parse::<f64>()
-                .map_err(|_| format!("{name}: not a number: {text}"))
-        };
-        match arg.as_str() {
-            "-c" => options.count = Some(number(value("-c")?, "-c")? as u64),
-            "-s" => options.size = number(value("-s")?, "-s")? as usize,
-            "-i" => {
-                options.interval = Duration::from_secs_f64(number(value("-i")?, "-i")?.max(0.0))
-            }
-            "-d" => options.depth = number(value("-d")?, "-d")? as usize,
-            "-t" => options.seconds = number(value("-t")?, "-t")? as u64,
-            flag if flag.starts_with('-') && flag.len() > 1 => {
-                return Err(format!("unknown option {flag}"));
-            }
-            conninfo if options.conninfo.is_empty() => options.conninfo = conninfo.to_owned(),
-            extra => return Err(format!("unexpected argument {extra}")),
-        }
-    }
-    if options.conninfo.is_empty() {
-        return Err("missing CONNINFO".into());
-    }
-    if options.size == 0 {
-        return Err("-s must be at least 1 (the op code)".into());
-    }
-    if options.depth == 0 {
-        return Err("-d must be at least 1".into());
-    }
-    Ok(options)
+/// Connects with a reply limit of at least `size`, so that the primary's
+/// netbuf.max_message_size alone decides whether an echo that large goes.
+fn connect(target: &Target, size: usize) -> Result<Client, Error> {
+    let options = ConnectOptions::default().max_message_size(size.max(DEFAULT_MAX_MESSAGE_SIZE));
+    Client::connect_with(&target.conninfo, &options)
 }
 
 /// An echo request of `size` bytes carrying `seq`, so replies can be checked.
@@ -85,20 +141,20 @@ fn request(size: usize, seq: u64) -> Vec<u8> {
     message
 }
 
-fn ping(options: &Options) -> Result<(), Error> {
-    let mut client = Client::connect(&options.conninfo)?;
-    println!("NETBUF PING: {} bytes per echo", options.size);
+fn ping(target: &Target, count: Option<u64>, size: usize, interval: Duration) -> Result<(), Error> {
+    let mut client = connect(target, size)?;
+    println!("NETBUF PING: {size} bytes per echo");
     let started = Instant::now();
     let mut times: Vec<f64> = Vec::new();
     let mut sent = 0u64;
-    while options.count.is_none_or(|c| sent < c) && !INTERRUPTED.load(Ordering::Relaxed) {
+    while count.is_none_or(|c| sent < c) && !INTERRUPTED.load(Ordering::Relaxed) {
         if sent > 0 {
-            sleep_unless_interrupted(options.interval);
+            sleep_unless_interrupted(interval);
             if INTERRUPTED.load(Ordering::Relaxed) {
                 break;
             }
         }
-        let message = request(options.size, sent);
+        let message = request(size, sent);
         let t0 = Instant::now();
         let reply = client.request(&message)?;
         let ms = t0.elapsed().as_secs_f64() * 1000.0;
@@ -138,19 +194,17 @@ fn sleep_unless_interrupted(total: Duration) {
     }
 }
 
-fn bench(options: &Options) -> Result<(), Error> {
-    let mut client = Client::connect(&options.conninfo)?;
+fn bench(target: &Target, size: usize, depth: usize, seconds: Duration) -> Result<(), Error> {
+    let mut client = connect(target, size)?;
     println!(
-        "NETBUF BENCH: echo of {} bytes, {} in flight, {} s",
-        options.size, options.depth, options.seconds
+        "NETBUF BENCH: echo of {size} bytes, {depth} in flight, {} s",
+        seconds.as_secs_f64()
     );
     let started = Instant::now();
-    let end = started + Duration::from_secs(options.seconds);
+    let end = started + seconds;
     let (mut done, mut last_report, mut at_last) = (0u64, started, 0u64);
     while Instant::now() < end && !INTERRUPTED.load(Ordering::Relaxed) {
-        let batch: Vec<Vec<u8>> = (0..options.depth as u64)
-            .map(|i| request(options.size, done + i))
-            .collect();
+        let batch: Vec<Vec<u8>> = (0..depth as u64).map(|i| request(size, done + i)).collect();
         for message in &batch {
             client.queue(message)?;
         }
@@ -173,33 +227,35 @@ fn bench(options: &Options) -> Result<(), Error> {
     eprintln!();
     println!(
         "{done} messages in {seconds:.2} s: {rate:.0} msg/s, {:.1} MB/s each way, all replies checked",
-        rate * options.size as f64 / 1e6
+        rate * size as f64 / 1e6
     );
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some((command, rest)) = args.split_first() else {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    };
-    let options = match parse(rest) {
-        Ok(options) => options,
-        Err(problem) => {
-            eprintln!("netbuf: {problem}\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    // clap prints help and version to stdout (exit 0) and usage errors to
+    // stderr (exit 2) by itself.
+    let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        clap_complete::generate(shell, &mut Cli::command(), "netbuf", &mut io::stdout());
+        return ExitCode::SUCCESS;
+    }
     // SAFETY: installs an async-signal-safe handler (one atomic store).
     unsafe { libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t) };
-    let outcome = match command.as_str() {
-        "ping" => ping(&options),
-        "bench" => bench(&options),
-        other => {
-            eprintln!("netbuf: unknown command {other}\n{USAGE}");
-            return ExitCode::from(2);
-        }
+    let outcome = match &cli.command {
+        Command::Ping {
+            target,
+            count,
+            size,
+            interval,
+        } => ping(target, *count, size.size, *interval),
+        Command::Bench {
+            target,
+            size,
+            depth,
+            seconds,
+        } => bench(target, size.size, *depth, *seconds),
+        Command::Completions { .. } => unreachable!("handled above"),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
