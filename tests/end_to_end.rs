@@ -997,7 +997,9 @@ fn cli_errors_name_the_cause() {
     );
     let (ok, _, stderr) = netbuf_cli(&["ping"]);
     assert!(
-        !ok && stderr.contains("missing CONNINFO") && stderr.contains("usage:"),
+        !ok && stderr.contains("required arguments were not provided")
+            && stderr.contains("<CONNINFO>")
+            && stderr.contains("Usage: netbuf ping"),
         "{stderr}"
     );
 }
