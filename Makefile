@@ -44,7 +44,7 @@ endif
 export PG_CONFIG
 
 EXTENSION = netbuf
-DATA = sql/netbuf--1.0.sql
+DATA = sql/netbuf--1.0.sql sql/netbuf--1.0--1.1.sql
 PGFILEDESC = "netbuf - private channel between backends over libpq COPY BOTH"
 
 # The pg_regress suite: what is visible from SQL (tests/regress/sql, and
