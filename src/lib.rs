@@ -39,3 +39,27 @@ mod c_abi;
 
 pub use client::{Canceller, Client, ConnectOptions};
 pub use error::{Error, PrimaryError, Result};
+
+/// The Rust blocks of README.md and docs/*.md, compiled as doc tests so
+/// that none can rot (`no_run` where they need a server).  Every docs file
+/// is here, so that a Rust block added to any of them is compiled too;
+/// blocks that are not Rust say ```text (or their language).
+#[cfg(doctest)]
+mod docs {
+    #[doc = include_str!("../README.md")]
+    struct Readme;
+    #[doc = include_str!("../docs/architecture.md")]
+    struct Architecture;
+    #[doc = include_str!("../docs/benchmarks.md")]
+    struct Benchmarks;
+    #[doc = include_str!("../docs/c-api.md")]
+    struct CApi;
+    #[doc = include_str!("../docs/development.md")]
+    struct Development;
+    #[doc = include_str!("../docs/operations.md")]
+    struct Operations;
+    #[doc = include_str!("../docs/rust-api.md")]
+    struct RustApi;
+    #[doc = include_str!("../docs/versioning.md")]
+    struct Versioning;
+}
