@@ -11,6 +11,7 @@
 #   make fuzz       cargo-fuzz targets of the protocol parsers (fuzz/)
 #   make bench      netbuf against its baselines on throwaway servers (README: Benchmark)
 #   make test-all   make test against each of PostgreSQL 14 to 18
+#   make deb        Debian packages postgresql-N-netbuf in target/deb (docs/packaging.md)
 #
 # demo and test first install what a fresh Debian machine lacks (as root),
 # then install netbuf into the PostgreSQL of $(PG_CONFIG).
@@ -66,10 +67,13 @@ endif
 export BINDGEN_EXTRA_CLANG_ARGS = -I$(shell pg_config --includedir 2>/dev/null || $(PG_CONFIG) --includedir 2>/dev/null)
 
 LIBNETBUF = $(BACKEND_TARGET_DIR)/release/libnetbuf.so
+# postgresql-server-dev-all, debhelper, dpkg-dev: make deb (pg_buildext),
+# which make test's tests/debian_package.rs runs.
 DEBIAN_PACKAGES = postgresql-15 postgresql-server-dev-15 libpq-dev libkrb5-dev \
-	libclang-dev pkg-config make gcc openssl iproute2 valgrind
+	libclang-dev pkg-config make gcc openssl iproute2 valgrind \
+	postgresql-server-dev-all debhelper dpkg-dev
 
-.PHONY: all deps fetch-postgres lib install install-netbuf install-test-module demo test test-all lint fuzz clean-netbuf
+.PHONY: all deps fetch-postgres lib install install-netbuf install-test-module demo test test-all lint fuzz clean-netbuf deb
 
 all: lib
 
@@ -167,3 +171,19 @@ bench: deps
 	$(MAKE) --no-print-directory install install-bench-module
 	$(MAKE) -C bench/c
 	$(CARGO) run --release --example bench
+
+# make deb: one Debian package postgresql-N-netbuf per PostgreSQL major of
+# debian/pgversions that postgresql-common supports here (Debian 12: 15),
+# built by dpkg-buildpackage and pg_buildext (debian/rules) in a copy of the
+# tree, so that the packages and build files land in $(DEB_DIR), not in the
+# checkout or its parent.  PG=N does not apply: pg_buildext builds against
+# Debian's /usr/lib/postgresql/N.  docs/packaging.md has the details.
+DEB_DIR = $(CURDIR)/target/deb
+
+deb: deps
+	rm -rf $(DEB_DIR)/netbuf $(DEB_DIR)/*.deb $(DEB_DIR)/*.ddeb $(DEB_DIR)/*.buildinfo $(DEB_DIR)/*.changes
+	mkdir -p $(DEB_DIR)/netbuf
+	@# The tracked and untracked (not ignored) files, as they are now.
+	git ls-files -z --cached --others --exclude-standard | xargs -0 cp -P --parents -t $(DEB_DIR)/netbuf
+	cd $(DEB_DIR)/netbuf && NETBUF_CARGO_TARGET_DIR=$(DEB_DIR)/cargo dpkg-buildpackage -b --no-sign
+	@ls -1 $(DEB_DIR)/*.deb

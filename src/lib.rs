@@ -58,6 +58,8 @@ mod docs {
     struct Development;
     #[doc = include_str!("../docs/operations.md")]
     struct Operations;
+    #[doc = include_str!("../docs/packaging.md")]
+    struct Packaging;
     #[doc = include_str!("../docs/rust-api.md")]
     struct RustApi;
     #[doc = include_str!("../docs/versioning.md")]
