@@ -113,8 +113,11 @@ fn package_files(deb: &Path) -> Vec<PathBuf> {
 /// nothing), put back when dropped: after the test's own purge, or after a
 /// failure, which purges first.
 struct SavedFiles {
-    saved: Vec<(PathBuf, Option<(Vec<u8>, u32)>)>,
+    saved: Vec<(PathBuf, Option<Contents>)>,
 }
+
+/// A file's bytes and mode.
+type Contents = (Vec<u8>, u32);
 
 impl SavedFiles {
     fn save(paths: &[PathBuf]) -> SavedFiles {
