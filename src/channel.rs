@@ -72,6 +72,32 @@ enum Phase {
     Broken,
 }
 
+/// The phase of a channel as its users see it (see [`Channel::snapshot`]).
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChannelState {
+    /// Connecting, securing search_path or entering COPY BOTH.
+    Connecting,
+    Streaming,
+    /// The primary ended the stream; its results are being collected.
+    Draining,
+    /// Connected, no stream open (the next send re-enters COPY BOTH).
+    Idle,
+    /// No usable connection: the next send opens a new one.
+    Broken,
+}
+
+/// A channel at one moment.
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+pub(crate) struct Snapshot {
+    pub(crate) state: ChannelState,
+    /// The pid of the serving backend (`PQbackendPID`), 0 without a connection.
+    pub(crate) serving_pid: c_int,
+    /// Whether the current connection authenticated with a password.
+    pub(crate) used_password: bool,
+    pub(crate) in_flight: usize,
+}
+
 pub(crate) struct Channel {
     /// The libpq connection; `None` once a reset closed it.
     conn: Option<PgConn>,
@@ -164,6 +190,28 @@ impl Channel {
     /// Requests sent whose replies have not been received.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// What the standby's `netbuf.channels()` shows, and what its SQL
+    /// functions check before reusing a cached channel.
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let state = match self.phase {
+            Phase::Connecting | Phase::SecuringSearchPath | Phase::EnteringCopy => {
+                ChannelState::Connecting
+            }
+            Phase::Streaming => ChannelState::Streaming,
+            Phase::Draining => ChannelState::Draining,
+            Phase::Idle => ChannelState::Idle,
+            Phase::Broken => ChannelState::Broken,
+        };
+        let conn = self.conn.as_ref();
+        Snapshot {
+            state,
+            serving_pid: conn.map_or(0, PgConn::backend_pid),
+            used_password: conn.is_some_and(PgConn::used_password),
+            in_flight: self.in_flight,
+        }
     }
 
     /// Give up on everything in flight: close the connection now (the

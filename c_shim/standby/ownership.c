@@ -360,3 +360,20 @@ netbuf_standby_disconnect(NetbufConn *conn)
 #endif
 	netbuf_close_channel(conn, false);
 }
+
+/*
+ * What the SQL functions (sql_api.c) see of a channel: its state, serving
+ * backend and authentication (NbChannelInfo), and the socket to check for a
+ * peer that went away, or PGINVALID_SOCKET.  A closed handle reads as a
+ * broken channel.
+ */
+pgsocket
+netbuf_conn_describe(NetbufConn *conn, NbChannelInfo *info)
+{
+	bool		open = (conn != NULL && conn->magic == NETBUF_CONN_OPEN);
+	int			sock;
+
+	nb_rust->describe(open ? conn->chan : NULL, info);
+	sock = open ? nb_rust->socket(conn->chan) : -1;
+	return sock < 0 ? PGINVALID_SOCKET : (pgsocket) sock;
+}
