@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use netbuf_testkit::test_module::bytea_bytes;
 use netbuf_testkit::{
-    Pair, PairOptions, assert_sql_error, shared_pair_with, sql_literal, tagged_backends,
-    tagged_conninfo, wait_tagged_backends,
+    Pair, PairOptions, assert_sql_error, netbuf_wait_event, shared_pair_with, sql_literal,
+    tagged_backends, tagged_conninfo, wait_tagged_backends,
 };
 
 /// The password of the primary's role `netbuf_pw`, which pg_hba.conf makes
@@ -159,8 +159,12 @@ fn the_primarys_errors_reach_psql_and_the_channel_goes_on() {
          SELECT netbuf.request('Q', convert_to($q$DO $do$BEGIN RAISE EXCEPTION 'boom from the primary' \
                 USING ERRCODE = '22012', DETAIL = 'the detail', HINT = 'the hint'; END$do$$q$, 'UTF8'));\n\
          SELECT encode(netbuf.request('E', 'still here'), 'escape');\n\
+         -- In a pipeline: the failing request's ERROR, the ones behind it dropped.\n\
+         SELECT netbuf.requests('Q', ARRAY[convert_to('SELECT 1', 'UTF8'), \
+                convert_to('SELECT 1/0', 'UTF8'), convert_to('SELECT 3', 'UTF8')]);\n\
+         SELECT encode(r, 'escape') FROM unnest(netbuf.requests('Q', ARRAY[convert_to('SELECT 4', 'UTF8')])) r;\n\
          SELECT count(DISTINCT serving_pid), sum(requests), sum(replies), sum(errors), \
-                bool_and(last_error = 'boom from the primary') FROM netbuf.channels();\n",
+                bool_and(last_error = 'division by zero') FROM netbuf.channels();\n",
     );
     // The primary does not know op '#' (0x23).
     assert_sql_error(&err, "08P01", "netbuf: unknown op code 0x23");
@@ -168,11 +172,12 @@ fn the_primarys_errors_reach_psql_and_the_channel_goes_on() {
     assert_sql_error(&err, "22012", "boom from the primary");
     assert!(err.contains("DETAIL:  the detail"), "{err}");
     assert!(err.contains("HINT:  the hint"), "{err}");
+    assert_sql_error(&err, "22012", "division by zero");
     // One serving backend served all of it: an error of the primary ends
     // the stream cleanly, the next request re-enters it.
     assert_eq!(
         out.lines().collect::<Vec<_>>(),
-        ["Estill here", "1|4|1|3|t"],
+        ["Estill here", "Q4", "1|8|3|4|t"],
         "{err}"
     );
 }
@@ -258,6 +263,39 @@ fn a_timeout_or_cancel_never_leaves_a_stale_reply() {
         "{err}"
     );
     let _ = tagged_backends(primary, tag);
+}
+
+#[test]
+fn a_cancel_never_leaves_a_stale_reply() {
+    let tag = "sqlsb_cancel";
+    let c = sql_literal(&tagged_conninfo(&pair().primary, tag));
+    // The cancelled request's reply ("S" after 3 s) would arrive during the
+    // pg_sleep: a channel that kept it would hand it to the next request.
+    let script = format!(
+        "SELECT netbuf.request('S', int4send(3000), {c}) /* {tag} */;\n\
+         SELECT pg_sleep(3.5);\n\
+         SELECT encode(netbuf.request('E', 'after cancel', {c}), 'escape');\n\
+         SELECT requests, replies, errors, last_error FROM netbuf.channels();\n"
+    );
+    let session = std::thread::spawn(move || standby_script("postgres", &script));
+    let standby = &pair().standby;
+    let pid = standby.wait_backend(&format!(
+        "query LIKE '%/* {tag} */%' AND wait_event = '{}'",
+        netbuf_wait_event("NetbufRecv")
+    ));
+    standby.cancel_backend(pid);
+    let (out, err) = session.join().expect("the psql session");
+    assert_sql_error(&err, "57014", "canceling statement due to user request");
+    assert_eq!(err.matches("ERROR").count(), 1, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "",
+            "Eafter cancel",
+            "2|1|1|canceling statement due to user request"
+        ],
+        "{err}"
+    );
 }
 
 #[test]
