@@ -142,6 +142,11 @@ typedef struct NbChannelInfo
 	int			serving_pid;	/* the primary's serving backend; 0 if none */
 	int			used_password;	/* 1: the connection authenticated with a password */
 	int			in_flight;		/* requests whose replies were not received */
+	/* Over the channel's life, reconnections included (op codes counted): */
+	long long	requests;		/* requests queued */
+	long long	replies;		/* replies received */
+	long long	bytes_sent;
+	long long	bytes_received;
 } NbChannelInfo;
 
 /* What nb_rust->mask_conninfo found in a connection string. */
@@ -203,6 +208,9 @@ typedef struct NbRustApi
 	 * password (on NB_CONNINFO_INVALID, out says the string is not shown).
 	 */
 	NbConninfoKind (*mask_conninfo) (const char *conninfo, char *out, int cap);
+
+	/* The connection string chan was opened with, masked the same way. */
+	void		(*channel_conninfo) (const NbChannel *chan, char *out, int cap);
 
 	void		(*set_max_message_size) (int nbytes);
 	void		(*set_panic_point) (NbPanicPoint point);

@@ -21,7 +21,9 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 #include "netbuf.h"
 #include "boundary.h"
@@ -67,6 +69,9 @@ extern void netbuf_conn_note_send(NetbufConn *conn);
 extern void netbuf_standby_pin(NetbufConn *conn);
 extern void netbuf_standby_disconnect(NetbufConn *conn);
 extern pgsocket netbuf_conn_describe(NetbufConn *conn, NbChannelInfo *info);
+extern List *netbuf_conn_list(void);
+extern void netbuf_conn_show(NetbufConn *conn, bool *pinned, TimestampTz *opened_at,
+							 char *conninfo, int cap);
 
 /* ---- standby/channel.c: the waits around the Rust core's steps -------- */
 

@@ -331,6 +331,48 @@ fn channels_shows_the_columns_with_the_password_masked() {
 }
 
 #[test]
+fn channels_lists_the_channels_of_c_code_too() {
+    // The test module's session channel, opened and pinned through netbuf.h.
+    let conninfo = password_conninfo("sqlsb_capi");
+    let (out, err) = standby_script(
+        "postgres",
+        &format!(
+            "SET netbuf_kit.c = {};\n\
+             SELECT netbuf_test.session_connect(current_setting('netbuf_kit.c'));\n\
+             SELECT encode(netbuf_test.session_request('\\x45616263'::bytea), 'escape');\n\
+             SELECT encode(netbuf.request('E', 'from SQL'), 'escape');\n\
+             SELECT conninfo, role IS NULL, state, serving_pid > 0, opened_at > now() - interval '1 min', \
+                    requests, replies, errors IS NULL, bytes_sent, bytes_received, last_error IS NULL, pinned \
+               FROM netbuf.channels() WHERE role IS NULL;\n\
+             SELECT count(*) FROM netbuf.channels();\n\
+             -- disconnect_all closes the channels opened from SQL only.\n\
+             SELECT netbuf.disconnect_all();\n\
+             SELECT count(*), min(requests) FROM netbuf.channels();\n",
+            sql_literal(&conninfo)
+        ),
+    );
+    no_errors(&err);
+    let p = &pair().primary;
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "".to_string(),
+            "Eabc".to_string(),
+            "Efrom SQL".to_string(),
+            format!(
+                "user=netbuf_pw password=******** dbname=postgres host={} port={} \
+                 application_name=sqlsb_capi|t|streaming|t|t|1|1|t|4|4|t|t",
+                p.host, p.port
+            ),
+            "2".to_string(),
+            "1".to_string(),
+            "1|1".to_string(),
+        ]
+    );
+    assert!(!out.contains(PASSWORD) && !err.contains(PASSWORD));
+}
+
+#[test]
 fn disconnect_and_disconnect_all() {
     let primary = &pair().primary;
     let tag = "sqlsb_disconnect";

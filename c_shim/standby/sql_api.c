@@ -23,10 +23,11 @@
  * primary_conninfo, the OS user's password file, trust or peer
  * authentication.  The SQLSTATE is dblink's, 2F003.
  *
- * The counters netbuf.channels() shows are kept here, per cached channel:
- * requests and bytes sent, replies and bytes received, errors and the last
- * one.  Channels opened with netbuf.h by C code are not in the cache and
- * are not shown.
+ * netbuf.channels() shows every channel of the backend: those of the
+ * cache, then those C code opened with netbuf.h (ownership.c lists them).
+ * The Rust core counts the requests, replies and bytes of each channel;
+ * the cache adds up those of a channel's earlier connections and keeps its
+ * errors and the last one (netbuf.h's callers see their own errors).
  *
  * IDENTIFICATION
  *	  c_shim/standby/sql_api.c
@@ -65,12 +66,8 @@ typedef struct SqlChannel
 	char	   *conninfo;		/* as given; NULL for primary_conninfo */
 	char	   *shown;			/* what channels() shows: passwords masked */
 	NetbufConn *conn;			/* NULL after a failed re-open */
-	TimestampTz opened_at;
-	int64		requests;
-	int64		replies;
+	NbChannelInfo before;		/* the counters of its earlier connections */
 	int64		errors;
-	int64		bytes_sent;
-	int64		bytes_received;
 	char	   *last_error;		/* NULL until an error */
 	dlist_node	node;
 } SqlChannel;
@@ -229,6 +226,10 @@ sql_channel_get(const char *conninfo)
 		if (!stale)
 			return ch;
 		old = ch->conn;
+		ch->before.requests += info.requests;
+		ch->before.replies += info.replies;
+		ch->before.bytes_sent += info.bytes_sent;
+		ch->before.bytes_received += info.bytes_received;
 		ch->conn = NULL;
 		netbuf_standby_disconnect(old);
 	}
@@ -243,7 +244,6 @@ sql_channel_get(const char *conninfo)
 		ch->userid = userid;
 		ch->conninfo = conninfo ? MemoryContextStrdup(TopMemoryContext, conninfo) : NULL;
 		ch->shown = MemoryContextStrdup(TopMemoryContext, shown);
-		ch->opened_at = GetCurrentTimestamp();
 		PG_TRY();
 		{
 			ch->conn = sql_connect(conninfo);
@@ -273,7 +273,6 @@ sql_channel_get(const char *conninfo)
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
-	ch->opened_at = GetCurrentTimestamp();
 	return ch;
 }
 
@@ -311,8 +310,6 @@ receive_reply(SqlChannel *ch)
 	reply = (bytea *) palloc(VARHDRSZ + n);
 	SET_VARSIZE(reply, VARHDRSZ + n);
 	memcpy(VARDATA(reply), data, n);
-	ch->replies++;
-	ch->bytes_received += n;
 	return reply;
 }
 
@@ -347,8 +344,6 @@ netbuf_shim_sql_request(PG_FUNCTION_ARGS)
 	ch = sql_channel_get(conninfo);
 	PG_TRY();
 	{
-		ch->requests++;
-		ch->bytes_sent += len;
 		netbuf_standby_send(ch->conn, message, len);
 		reply = receive_reply(ch);
 	}
@@ -409,8 +404,6 @@ netbuf_shim_sql_requests(PG_FUNCTION_ARGS)
 			int			len;
 			char	   *message = build_message(op, DatumGetByteaPP(elems[i]), &len);
 
-			ch->requests++;
-			ch->bytes_sent += len;
 			netbuf_standby_queue(ch->conn, message, len);
 			pfree(message);
 			unanswered += len;
@@ -445,10 +438,8 @@ netbuf_shim_sql_requests(PG_FUNCTION_ARGS)
 }
 
 static const char *
-state_name(const SqlChannel *ch, NbChannelInfo *info)
+state_name(const NbChannelInfo *info)
 {
-	if (ch->conn == NULL)
-		return "closed";
 	switch (info->state)
 	{
 		case NB_CHANNEL_CONNECTING:
@@ -465,7 +456,72 @@ state_name(const SqlChannel *ch, NbChannelInfo *info)
 	return "unknown";
 }
 
-/* netbuf.channels(): one row per channel this backend opened from SQL. */
+/*
+ * One row of netbuf.channels(): conn (NULL after a failed re-open) and, for
+ * a channel of the cache, its entry ch (NULL for one of netbuf.h's).
+ */
+static void
+channels_row(Tuplestorestate *tupstore, TupleDesc tupdesc, NetbufConn *conn,
+			 const SqlChannel *ch)
+{
+	Datum		values[NETBUF_SQL_CHANNELS_COLS];
+	bool		nulls[NETBUF_SQL_CHANNELS_COLS];
+	NbChannelInfo info;
+	char		conninfo[NETBUF_SQL_CONNINFO_SHOWN];
+	bool		pinned = true;
+	TimestampTz opened_at = 0;
+	char	   *role = ch ? GetUserNameFromId(ch->userid, true) : NULL;
+	int			c = 0;
+
+	memset(nulls, 0, sizeof(nulls));
+	memset(&info, 0, sizeof(info));
+	conninfo[0] = '\0';
+	if (conn != NULL)
+	{
+		(void) netbuf_conn_describe(conn, &info);
+		netbuf_conn_show(conn, &pinned, &opened_at, conninfo, sizeof(conninfo));
+	}
+	if (ch != NULL)
+	{
+		info.requests += ch->before.requests;
+		info.replies += ch->before.replies;
+		info.bytes_sent += ch->before.bytes_sent;
+		info.bytes_received += ch->before.bytes_received;
+	}
+
+	values[c++] = CStringGetTextDatum(ch ? ch->shown : conninfo);
+	if (role != NULL)
+		values[c++] = CStringGetTextDatum(role);
+	else
+		nulls[c++] = true;
+	values[c++] = CStringGetTextDatum(conn ? state_name(&info) : "closed");
+	if (info.serving_pid > 0)
+		values[c++] = Int32GetDatum(info.serving_pid);
+	else
+		nulls[c++] = true;
+	if (conn != NULL)
+		values[c++] = TimestampTzGetDatum(opened_at);
+	else
+		nulls[c++] = true;
+	values[c++] = Int64GetDatum(info.requests);
+	values[c++] = Int64GetDatum(info.replies);
+	if (ch != NULL)
+		values[c++] = Int64GetDatum(ch->errors);
+	else
+		nulls[c++] = true;
+	values[c++] = Int64GetDatum(info.bytes_sent);
+	values[c++] = Int64GetDatum(info.bytes_received);
+	if (ch != NULL && ch->last_error != NULL)
+		values[c++] = CStringGetTextDatum(ch->last_error);
+	else
+		nulls[c++] = true;
+	values[c++] = BoolGetDatum(pinned);
+	Assert(c == NETBUF_SQL_CHANNELS_COLS);
+
+	tuplestore_putvalues(tupstore, tupdesc, values, nulls);
+}
+
+/* netbuf.channels(): one row per channel of this backend. */
 Datum
 netbuf_shim_sql_channels(PG_FUNCTION_ARGS)
 {
@@ -474,6 +530,8 @@ netbuf_shim_sql_channels(PG_FUNCTION_ARGS)
 	Tuplestorestate *tupstore;
 	MemoryContext oldcxt;
 	dlist_iter	iter;
+	List	   *mine = NIL;
+	ListCell   *lc;
 
 	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
 		(rsinfo->allowedModes & SFRM_Materialize) == 0)
@@ -491,46 +549,22 @@ netbuf_shim_sql_channels(PG_FUNCTION_ARGS)
 	rsinfo->setDesc = tupdesc;
 	MemoryContextSwitchTo(oldcxt);
 
+	/* The cache's channels, with their role, errors and earlier connections. */
 	dlist_foreach(iter, &sql_channels)
 	{
 		SqlChannel *ch = dlist_container(SqlChannel, node, iter.cur);
-		Datum		values[NETBUF_SQL_CHANNELS_COLS];
-		bool		nulls[NETBUF_SQL_CHANNELS_COLS];
-		NbChannelInfo info;
-		char	   *role = GetUserNameFromId(ch->userid, true);
-		int			c = 0;
 
-		memset(nulls, 0, sizeof(nulls));
+		channels_row(tupstore, tupdesc, ch->conn, ch);
 		if (ch->conn != NULL)
-			(void) netbuf_conn_describe(ch->conn, &info);
-		else
-			memset(&info, 0, sizeof(info));
+			mine = lappend(mine, ch->conn);
+	}
+	/* Then those C code opened through netbuf.h. */
+	foreach(lc, netbuf_conn_list())
+	{
+		NetbufConn *conn = (NetbufConn *) lfirst(lc);
 
-		values[c++] = CStringGetTextDatum(ch->shown);
-		if (role != NULL)
-			values[c++] = CStringGetTextDatum(role);
-		else
-			nulls[c++] = true;
-		values[c++] = CStringGetTextDatum(state_name(ch, &info));
-		if (info.serving_pid > 0)
-			values[c++] = Int32GetDatum(info.serving_pid);
-		else
-			nulls[c++] = true;
-		values[c++] = TimestampTzGetDatum(ch->opened_at);
-		values[c++] = Int64GetDatum(ch->requests);
-		values[c++] = Int64GetDatum(ch->replies);
-		values[c++] = Int64GetDatum(ch->errors);
-		values[c++] = Int64GetDatum(ch->bytes_sent);
-		values[c++] = Int64GetDatum(ch->bytes_received);
-		if (ch->last_error != NULL)
-			values[c++] = CStringGetTextDatum(ch->last_error);
-		else
-			nulls[c++] = true;
-		/* Every channel of the cache is pinned (netbuf_pin). */
-		values[c++] = BoolGetDatum(true);
-		Assert(c == NETBUF_SQL_CHANNELS_COLS);
-
-		tuplestore_putvalues(tupstore, tupdesc, values, nulls);
+		if (!list_member_ptr(mine, conn))
+			channels_row(tupstore, tupdesc, conn, NULL);
 	}
 	PG_RETURN_NULL();
 }

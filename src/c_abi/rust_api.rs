@@ -40,6 +40,7 @@ pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
     set_panic_point: Some(nb_set_panic_point),
     describe: Some(nb_describe),
     mask_conninfo: Some(nb_mask_conninfo),
+    channel_conninfo: Some(nb_channel_conninfo),
 };
 
 /// The largest reply channels opened from now on accept: the standby's
@@ -385,6 +386,10 @@ unsafe extern "C" fn nb_describe(chan: *const NbChannel, info: *mut NbChannelInf
         serving_pid: 0,
         used_password: 0,
         in_flight: 0,
+        requests: 0,
+        replies: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
     };
     // SAFETY: NULL or a live channel, per the contract.
     let Some(channel) = (unsafe { chan.cast::<Channel>().as_ref() }) else {
@@ -403,6 +408,11 @@ unsafe extern "C" fn nb_describe(chan: *const NbChannel, info: *mut NbChannelInf
     info.serving_pid = snapshot.serving_pid;
     info.used_password = c_int::from(snapshot.used_password);
     info.in_flight = c_int::try_from(snapshot.in_flight).unwrap_or(c_int::MAX);
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    info.requests = count(snapshot.counters.requests);
+    info.replies = count(snapshot.counters.replies);
+    info.bytes_sent = count(snapshot.counters.bytes_sent);
+    info.bytes_received = count(snapshot.counters.bytes_received);
 }
 
 /// Said instead of a connection string libpq cannot parse.
@@ -429,13 +439,39 @@ unsafe extern "C" fn nb_mask_conninfo(
         Some((text, false)) => (text, NbConninfoKind::NB_CONNINFO_NO_PASSWORD),
         None => (NOT_SHOWN.to_owned(), NbConninfoKind::NB_CONNINFO_INVALID),
     };
+    // SAFETY: per this function's contract.
+    unsafe { copy_out(out, cap, &text) };
+    kind
+}
+
+/// Copy `text` into the caller's buffer `out` of `cap` bytes, if any.
+///
+/// # Safety
+/// `out` must be NULL or writable for `cap` bytes.
+unsafe fn copy_out(out: *mut c_char, cap: c_int, text: &str) {
     if let Ok(cap) = usize::try_from(cap)
         && cap > 0
         && !out.is_null()
     {
         // SAFETY: non-NULL and writable for cap bytes per the contract.
         let buffer = unsafe { std::slice::from_raw_parts_mut(out, cap) };
-        copy_text(buffer, &text);
+        copy_text(buffer, text);
     }
-    kind
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed; `out` NULL
+/// or writable for `cap` bytes.
+unsafe extern "C" fn nb_channel_conninfo(chan: *const NbChannel, out: *mut c_char, cap: c_int) {
+    // SAFETY: NULL or a live channel, per the contract.
+    let channel = unsafe { chan.cast::<Channel>().as_ref() };
+    let text = channel
+        .and_then(|c| {
+            catch_unwind(AssertUnwindSafe(|| c.masked_conninfo()))
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_else(|| NOT_SHOWN.to_owned());
+    // SAFETY: per this function's contract.
+    unsafe { copy_out(out, cap, &text) };
 }
