@@ -189,6 +189,7 @@ mod backend {
             "common/wait_events.c",
             "standby/ownership.c",
             "standby/channel.c",
+            "standby/sql_api.c",
             "primary/handlers.c",
             "primary/direct_io.c",
             "primary/serve.c",
@@ -203,6 +204,8 @@ mod backend {
             .allowlist_function("nb_.*")
             .rustified_enum("NbStatus")
             .rustified_enum("NbPanicPoint")
+            .rustified_enum("NbChannelState")
+            .rustified_enum("NbConninfoKind")
             .derive_debug(false)
             .layout_tests(true)
             .parse_callbacks(Box::new(bindgen::CargoCallbacks::new()))

@@ -123,6 +123,41 @@ typedef enum NbPanicPoint
 #define NB_PANIC_NAME_SERVE "serve"
 
 /*
+ * A standby channel as the SQL functions of standby/sql_api.c see it
+ * (nb_rust->describe): netbuf.channels() shows it, and a cached channel
+ * that is NB_CHANNEL_BROKEN is opened anew rather than reused.
+ */
+typedef enum NbChannelState
+{
+	NB_CHANNEL_CONNECTING = 0,	/* connecting, securing search_path, entering COPY */
+	NB_CHANNEL_STREAMING = 1,	/* in COPY BOTH */
+	NB_CHANNEL_DRAINING = 2,	/* the primary ended the stream; results arriving */
+	NB_CHANNEL_IDLE = 3,		/* connected, no stream: the next send re-enters it */
+	NB_CHANNEL_BROKEN = 4		/* no usable connection: the next send reconnects */
+} NbChannelState;
+
+typedef struct NbChannelInfo
+{
+	NbChannelState state;
+	int			serving_pid;	/* the primary's serving backend; 0 if none */
+	int			used_password;	/* 1: the connection authenticated with a password */
+	int			in_flight;		/* requests whose replies were not received */
+	/* Over the channel's life, reconnections included (op codes counted): */
+	long long	requests;		/* requests queued */
+	long long	replies;		/* replies received */
+	long long	bytes_sent;
+	long long	bytes_received;
+} NbChannelInfo;
+
+/* What nb_rust->mask_conninfo found in a connection string. */
+typedef enum NbConninfoKind
+{
+	NB_CONNINFO_INVALID = 0,	/* libpq does not parse it */
+	NB_CONNINFO_NO_PASSWORD = 1,	/* it sets no non-empty password */
+	NB_CONNINFO_HAS_PASSWORD = 2	/* it sets a non-empty password */
+} NbConninfoKind;
+
+/*
  * What the Rust core offers the C shim: one table of function pointers,
  * handed to netbuf_shim_init() by _PG_init.  Reaching Rust through a table
  * rather than through symbols keeps every Rust function out of the
@@ -162,6 +197,20 @@ typedef struct NbRustApi
 	 */
 	int			(*op_add300) (const char *request, int nbytes, char *reply, int reply_cap,
 							  NbError *err);
+
+	/* The standby's SQL functions (standby/sql_api.c). */
+	void		(*describe) (const NbChannel *chan, NbChannelInfo *info);
+
+	/*
+	 * conninfo for display: libpq's parse of it as keyword=value pairs with
+	 * every password replaced by ********, written into out (capacity cap,
+	 * cut short if needed, always NUL-terminated), and whether it sets a
+	 * password (on NB_CONNINFO_INVALID, out says the string is not shown).
+	 */
+	NbConninfoKind (*mask_conninfo) (const char *conninfo, char *out, int cap);
+
+	/* The connection string chan was opened with, masked the same way. */
+	void		(*channel_conninfo) (const NbChannel *chan, char *out, int cap);
 
 	void		(*set_max_message_size) (int nbytes);
 	void		(*set_panic_point) (NbPanicPoint point);

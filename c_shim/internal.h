@@ -21,7 +21,9 @@
 
 #include "postgres.h"
 #include "fmgr.h"
+#include "datatype/timestamp.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 
 #include "netbuf.h"
 #include "boundary.h"
@@ -40,6 +42,7 @@ pg_noreturn extern void netbuf_raise(const NbError *err);
 
 extern int	netbuf_max_message_size;	/* netbuf.max_message_size */
 extern int	netbuf_peer_timeout;	/* netbuf.peer_timeout, in ms */
+extern bool netbuf_password_required;	/* netbuf.password_required */
 extern void netbuf_define_gucs(void);
 
 /* ---- common/wait_events.c: what pg_stat_activity shows while netbuf sleeps */
@@ -65,6 +68,10 @@ extern void netbuf_call_end(NetbufConn *conn, NbStatus status, const NbError *er
 extern void netbuf_conn_note_send(NetbufConn *conn);
 extern void netbuf_standby_pin(NetbufConn *conn);
 extern void netbuf_standby_disconnect(NetbufConn *conn);
+extern pgsocket netbuf_conn_describe(NetbufConn *conn, NbChannelInfo *info);
+extern List *netbuf_conn_list(void);
+extern void netbuf_conn_show(NetbufConn *conn, bool *pinned, TimestampTz *opened_at,
+							 char *conninfo, int cap);
 
 /* ---- standby/channel.c: the waits around the Rust core's steps -------- */
 
@@ -73,6 +80,16 @@ extern void netbuf_standby_send(NetbufConn *conn, const char *buffer, int nbytes
 extern int	netbuf_standby_recv(NetbufConn *conn, char **buffer, pgsocket *wait_fd);
 extern void netbuf_standby_queue(NetbufConn *conn, const char *buffer, int nbytes);
 extern void netbuf_standby_flush(NetbufConn *conn);
+
+/* ---- standby/sql_api.c: netbuf.request() and the other SQL functions -- */
+
+/* Reached through src/c_abi/exports.rs (netbuf_sql_* and their pg_finfo_). */
+extern const Pg_finfo_record *netbuf_shim_finfo_sql(void);
+extern Datum netbuf_shim_sql_request(PG_FUNCTION_ARGS);
+extern Datum netbuf_shim_sql_requests(PG_FUNCTION_ARGS);
+extern Datum netbuf_shim_sql_channels(PG_FUNCTION_ARGS);
+extern Datum netbuf_shim_sql_disconnect(PG_FUNCTION_ARGS);
+extern Datum netbuf_shim_sql_disconnect_all(PG_FUNCTION_ARGS);
 
 /* ---- primary/handlers.c: the op code registry and the built-ins ------- */
 

@@ -72,6 +72,33 @@ enum Phase {
     Broken,
 }
 
+/// The phase of a channel as its users see it (see [`Channel::snapshot`]).
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ChannelState {
+    /// Connecting, securing search_path or entering COPY BOTH.
+    Connecting,
+    Streaming,
+    /// The primary ended the stream; its results are being collected.
+    Draining,
+    /// Connected, no stream open (the next send re-enters COPY BOTH).
+    Idle,
+    /// No usable connection: the next send opens a new one.
+    Broken,
+}
+
+/// A channel at one moment.
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+pub(crate) struct Snapshot {
+    pub(crate) state: ChannelState,
+    /// The pid of the serving backend (`PQbackendPID`), 0 without a connection.
+    pub(crate) serving_pid: c_int,
+    /// Whether the current connection authenticated with a password.
+    pub(crate) used_password: bool,
+    pub(crate) in_flight: usize,
+    pub(crate) counters: Counters,
+}
+
 pub(crate) struct Channel {
     /// The libpq connection; `None` once a reset closed it.
     conn: Option<PgConn>,
@@ -95,6 +122,21 @@ pub(crate) struct Channel {
     /// received.  A caller that gives up on them (an ERROR, a timeout) must
     /// `reset` the channel, or the next receive would return their replies.
     in_flight: usize,
+    /// What went through the channel over its whole life, reconnections
+    /// included (see [`Counters`]).
+    counters: Counters,
+}
+
+/// Messages and bytes a channel carried, for the standby's
+/// `netbuf.channels()`: requests queued, replies received, and their bytes
+/// (op codes included).
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Counters {
+    pub(crate) requests: u64,
+    pub(crate) replies: u64,
+    pub(crate) bytes_sent: u64,
+    pub(crate) bytes_received: u64,
 }
 
 impl Channel {
@@ -124,6 +166,7 @@ impl Channel {
             broken: None,
             enter_copy: enter_copy_both(max_reply_size),
             in_flight: 0,
+            counters: Counters::default(),
         })
     }
 
@@ -164,6 +207,37 @@ impl Channel {
     /// Requests sent whose replies have not been received.
     pub(crate) fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// What the standby's `netbuf.channels()` shows, and what its SQL
+    /// functions check before reusing a cached channel.
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    pub(crate) fn snapshot(&self) -> Snapshot {
+        let state = match self.phase {
+            Phase::Connecting | Phase::SecuringSearchPath | Phase::EnteringCopy => {
+                ChannelState::Connecting
+            }
+            Phase::Streaming => ChannelState::Streaming,
+            Phase::Draining => ChannelState::Draining,
+            Phase::Idle => ChannelState::Idle,
+            Phase::Broken => ChannelState::Broken,
+        };
+        let conn = self.conn.as_ref();
+        Snapshot {
+            state,
+            serving_pid: conn.map_or(0, PgConn::backend_pid),
+            used_password: conn.is_some_and(PgConn::used_password),
+            in_flight: self.in_flight,
+            counters: self.counters,
+        }
+    }
+
+    /// The connection string the channel was opened with, for display:
+    /// passwords masked (see `conninfo::redact::masked`).
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    pub(crate) fn masked_conninfo(&self) -> Option<String> {
+        let conninfo = self.params.values.first()?.to_str().ok()?;
+        crate::conninfo::redact::masked(conninfo).map(|(text, _)| text)
     }
 
     /// Give up on everything in flight: close the connection now (the
@@ -469,6 +543,8 @@ impl Channel {
             1 => {
                 self.flush_pending = true;
                 self.in_flight += 1;
+                self.counters.requests += 1;
+                self.counters.bytes_sent += message.len() as u64;
                 Ok(Step::Ready(()))
             }
             // libpq's buffer is full (non-blocking mode): make room first.
@@ -512,6 +588,8 @@ impl Channel {
         loop {
             match self.conn()?.get_copy_data() {
                 CopyData::Message(buffer) => {
+                    self.counters.replies += 1;
+                    self.counters.bytes_received += buffer.as_bytes().len() as u64;
                     self.message = Some(buffer);
                     self.in_flight = self.in_flight.saturating_sub(1);
                     return Ok(Step::Ready(Received::Message));

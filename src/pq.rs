@@ -102,6 +102,23 @@ impl PgConn {
         unsafe { ffi::PQflush(self.raw()) }
     }
 
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    /// `PQbackendPID`: the pid of the server process serving this
+    /// connection (0 before it is known).
+    pub(crate) fn backend_pid(&self) -> c_int {
+        // SAFETY: self.0 is a live PGconn.
+        unsafe { ffi::PQbackendPID(self.raw()) }
+    }
+
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    /// `PQconnectionUsedPassword`: whether the server asked for a password
+    /// and libpq sent one (the rule of dblink's and postgres_fdw's
+    /// password_required).
+    pub(crate) fn used_password(&self) -> bool {
+        // SAFETY: self.0 is a live PGconn.
+        unsafe { ffi::PQconnectionUsedPassword(self.raw()) == 1 }
+    }
+
     /// `PQconsumeInput`: read what the socket has, without blocking.
     pub(crate) fn consume_input(&mut self) -> bool {
         // SAFETY: self.0 is a live PGconn.
@@ -253,6 +270,17 @@ impl ConninfoOptions {
             .find(|(key, _)| key.to_bytes() == keyword.as_bytes())
             // SAFETY: val is NULL or a NUL-terminated string of the array.
             .and_then(|(_, val)| unsafe { owned_text(val) })
+    }
+
+    /// (keyword, value) of every option the string sets, in libpq's order.
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
+    pub(crate) fn set_values(&self) -> Vec<(String, String)> {
+        self.entries()
+            // SAFETY: val is NULL or a NUL-terminated string of the array.
+            .filter_map(|(key, val)| {
+                unsafe { owned_text(val) }.map(|v| (key.to_string_lossy().into_owned(), v))
+            })
+            .collect()
     }
 
     /// The name of every option this libpq knows: the array lists them all,

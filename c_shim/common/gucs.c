@@ -43,6 +43,15 @@ int			netbuf_max_message_size = NB_MAX_MESSAGE_SIZE_DEFAULT;
  */
 int			netbuf_peer_timeout = NB_PEER_TIMEOUT_DEFAULT_MS;
 
+/*
+ * netbuf.password_required: the standby's SQL functions (standby/sql_api.c)
+ * refuse a non-superuser a channel that did not authenticate with a
+ * password the caller gave, as dblink and postgres_fdw do.  Superuser-only
+ * (PGC_SUSET), so that a superuser allows it per role with ALTER ROLE ...
+ * SET netbuf.password_required = off.
+ */
+bool		netbuf_password_required = true;
+
 /* Developer GUC netbuf.debug_panic_at: where the Rust core should panic. */
 static const struct config_enum_entry netbuf_panic_points[] = {
 	{NB_PANIC_NAME_NONE, NB_PANIC_NONE, false},
@@ -100,5 +109,14 @@ netbuf_define_gucs(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("netbuf.password_required",
+							 "Whether a non-superuser's channel from SQL must authenticate with a password it gave.",
+							 "Off lets the roles it is set for use primary_conninfo, the server's password file, "
+							 "trust or peer authentication from netbuf.request; only a superuser can set it.",
+							 &netbuf_password_required,
+							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("netbuf");
 }

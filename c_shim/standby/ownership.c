@@ -35,6 +35,7 @@
 #include "storage/fd.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
+#include "utils/timestamp.h"
 
 #define NETBUF_CONN_OPEN	0x4E42434FU /* "NBCO" */
 #define NETBUF_CONN_CLOSED	0x4E424343U /* "NBCC" */
@@ -48,6 +49,7 @@ struct NetbufConn
 	uint64		send_xact;		/* transaction of the last send (see below) */
 	SubTransactionId send_subid;	/* subtransaction of the last send */
 	dlist_node	node;			/* in open_channels or closed_handles */
+	TimestampTz opened_at;		/* when netbuf_conn_attach took it */
 };
 
 /* Every open channel of this backend. */
@@ -270,6 +272,7 @@ netbuf_conn_attach(NetbufConn *conn, NbChannel *chan)
 	conn->magic = NETBUF_CONN_OPEN;
 	conn->chan = chan;
 	conn->send_subid = InvalidSubTransactionId;
+	conn->opened_at = GetCurrentTimestamp();
 	dlist_push_tail(&open_channels, &conn->node);
 #ifdef NETBUF_HAVE_RESOWNER_DESC
 	if (conn->owner != NULL)
@@ -359,4 +362,46 @@ netbuf_standby_disconnect(NetbufConn *conn)
 		ResourceOwnerForget(conn->owner, PointerGetDatum(conn), &netbuf_resowner_desc);
 #endif
 	netbuf_close_channel(conn, false);
+}
+
+/*
+ * What the SQL functions (sql_api.c) see of a channel: its state, serving
+ * backend and authentication (NbChannelInfo), and the socket to check for a
+ * peer that went away, or PGINVALID_SOCKET.  A closed handle reads as a
+ * broken channel.
+ */
+pgsocket
+netbuf_conn_describe(NetbufConn *conn, NbChannelInfo *info)
+{
+	bool		open = (conn != NULL && conn->magic == NETBUF_CONN_OPEN);
+	int			sock;
+
+	nb_rust->describe(open ? conn->chan : NULL, info);
+	sock = open ? nb_rust->socket(conn->chan) : -1;
+	return sock < 0 ? PGINVALID_SOCKET : (pgsocket) sock;
+}
+
+/*
+ * Every open channel of this backend, whoever opened it (netbuf.h or SQL),
+ * oldest first: a List of NetbufConn * in CurrentMemoryContext.
+ */
+List *
+netbuf_conn_list(void)
+{
+	List	   *conns = NIL;
+	dlist_iter	iter;
+
+	dlist_foreach(iter, &open_channels)
+		conns = lappend(conns, dlist_container(NetbufConn, node, iter.cur));
+	return conns;
+}
+
+/* What netbuf.channels() shows of an open handle besides NbChannelInfo. */
+void
+netbuf_conn_show(NetbufConn *conn, bool *pinned, TimestampTz *opened_at,
+				 char *conninfo, int cap)
+{
+	*pinned = (conn->owner == NULL);
+	*opened_at = conn->opened_at;
+	nb_rust->channel_conninfo(conn->chan, conninfo, cap);
 }

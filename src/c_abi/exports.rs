@@ -15,6 +15,12 @@ unsafe extern "C" {
     fn netbuf_shim_init();
     fn netbuf_shim_finfo_serve();
     fn netbuf_shim_serve();
+    fn netbuf_shim_finfo_sql();
+    fn netbuf_shim_sql_request();
+    fn netbuf_shim_sql_requests();
+    fn netbuf_shim_sql_channels();
+    fn netbuf_shim_sql_disconnect();
+    fn netbuf_shim_sql_disconnect_all();
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -74,3 +80,51 @@ pub extern "C" fn pg_finfo_netbuf_serve() {
 pub extern "C" fn netbuf_serve() {
     jump!(netbuf_shim_serve)
 }
+
+// ---- the standby's SQL functions (c_shim/standby/sql_api.c) ----------------
+
+/// A SQL-callable function of sql_api.c: `pg_finfo_$name` (version 1, one C
+/// twin for all) and `$name`, both naked jumps.
+macro_rules! sql_function {
+    ($finfo:ident, $name:ident, $target:ident) => {
+        #[doc = concat!("`PG_FUNCTION_INFO_V1(", stringify!($name), ")`.")]
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $finfo() {
+            jump!(netbuf_shim_finfo_sql)
+        }
+
+        #[doc = concat!("The C function `", stringify!($name), "` of sql/netbuf--1.0--1.1.sql.")]
+        #[unsafe(naked)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name() {
+            jump!($target)
+        }
+    };
+}
+
+sql_function!(
+    pg_finfo_netbuf_sql_request,
+    netbuf_sql_request,
+    netbuf_shim_sql_request
+);
+sql_function!(
+    pg_finfo_netbuf_sql_requests,
+    netbuf_sql_requests,
+    netbuf_shim_sql_requests
+);
+sql_function!(
+    pg_finfo_netbuf_sql_channels,
+    netbuf_sql_channels,
+    netbuf_shim_sql_channels
+);
+sql_function!(
+    pg_finfo_netbuf_sql_disconnect,
+    netbuf_sql_disconnect,
+    netbuf_shim_sql_disconnect
+);
+sql_function!(
+    pg_finfo_netbuf_sql_disconnect_all,
+    netbuf_sql_disconnect_all,
+    netbuf_shim_sql_disconnect_all
+);

@@ -13,11 +13,15 @@ use std::ptr;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 
 use crate::boundary::PANIC_POINT_NAMES;
-use crate::channel::{Channel, Received, Step, Wait};
+use crate::channel::{Channel, ChannelState, Received, Step, Wait};
+use crate::conninfo::redact;
 use crate::error::Error;
 use crate::{demo_op, protocol};
 
-use super::bindings::{NbChannel, NbError, NbPanicPoint, NbRustApi, NbStatus};
+use super::bindings::{
+    NbChannel, NbChannelInfo, NbChannelState, NbConninfoKind, NbError, NbPanicPoint, NbRustApi,
+    NbStatus,
+};
 
 /// The table the C files call through (see c_shim/boundary.h).
 pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
@@ -34,6 +38,9 @@ pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
     op_add300: Some(nb_op_add300),
     set_max_message_size: Some(nb_set_max_message_size),
     set_panic_point: Some(nb_set_panic_point),
+    describe: Some(nb_describe),
+    mask_conninfo: Some(nb_mask_conninfo),
+    channel_conninfo: Some(nb_channel_conninfo),
 };
 
 /// The largest reply channels opened from now on accept: the standby's
@@ -364,4 +371,107 @@ unsafe extern "C" fn nb_op_add300(
             -1
         }
     }
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed; `info` must
+/// be NULL or writable.
+unsafe extern "C" fn nb_describe(chan: *const NbChannel, info: *mut NbChannelInfo) {
+    // SAFETY: NULL or the caller's own NbChannelInfo, per the contract.
+    let Some(info) = (unsafe { info.as_mut() }) else {
+        return;
+    };
+    *info = NbChannelInfo {
+        state: NbChannelState::NB_CHANNEL_BROKEN,
+        serving_pid: 0,
+        used_password: 0,
+        in_flight: 0,
+        requests: 0,
+        replies: 0,
+        bytes_sent: 0,
+        bytes_received: 0,
+    };
+    // SAFETY: NULL or a live channel, per the contract.
+    let Some(channel) = (unsafe { chan.cast::<Channel>().as_ref() }) else {
+        return;
+    };
+    let Ok(snapshot) = catch_unwind(AssertUnwindSafe(|| channel.snapshot())) else {
+        return;
+    };
+    info.state = match snapshot.state {
+        ChannelState::Connecting => NbChannelState::NB_CHANNEL_CONNECTING,
+        ChannelState::Streaming => NbChannelState::NB_CHANNEL_STREAMING,
+        ChannelState::Draining => NbChannelState::NB_CHANNEL_DRAINING,
+        ChannelState::Idle => NbChannelState::NB_CHANNEL_IDLE,
+        ChannelState::Broken => NbChannelState::NB_CHANNEL_BROKEN,
+    };
+    info.serving_pid = snapshot.serving_pid;
+    info.used_password = c_int::from(snapshot.used_password);
+    info.in_flight = c_int::try_from(snapshot.in_flight).unwrap_or(c_int::MAX);
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    info.requests = count(snapshot.counters.requests);
+    info.replies = count(snapshot.counters.replies);
+    info.bytes_sent = count(snapshot.counters.bytes_sent);
+    info.bytes_received = count(snapshot.counters.bytes_received);
+}
+
+/// Said instead of a connection string libpq cannot parse.
+const NOT_SHOWN: &str = "(not shown: libpq cannot parse it)";
+
+/// # Safety
+/// `conninfo` must be NULL or NUL-terminated; `out` NULL or writable for
+/// `cap` bytes.
+unsafe extern "C" fn nb_mask_conninfo(
+    conninfo: *const c_char,
+    out: *mut c_char,
+    cap: c_int,
+) -> NbConninfoKind {
+    let outcome = catch_unwind(|| {
+        if conninfo.is_null() {
+            return None;
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let conninfo = unsafe { CStr::from_ptr(conninfo) }.to_str().ok()?;
+        redact::masked(conninfo)
+    });
+    let (text, kind) = match outcome.ok().flatten() {
+        Some((text, true)) => (text, NbConninfoKind::NB_CONNINFO_HAS_PASSWORD),
+        Some((text, false)) => (text, NbConninfoKind::NB_CONNINFO_NO_PASSWORD),
+        None => (NOT_SHOWN.to_owned(), NbConninfoKind::NB_CONNINFO_INVALID),
+    };
+    // SAFETY: per this function's contract.
+    unsafe { copy_out(out, cap, &text) };
+    kind
+}
+
+/// Copy `text` into the caller's buffer `out` of `cap` bytes, if any.
+///
+/// # Safety
+/// `out` must be NULL or writable for `cap` bytes.
+unsafe fn copy_out(out: *mut c_char, cap: c_int, text: &str) {
+    if let Ok(cap) = usize::try_from(cap)
+        && cap > 0
+        && !out.is_null()
+    {
+        // SAFETY: non-NULL and writable for cap bytes per the contract.
+        let buffer = unsafe { std::slice::from_raw_parts_mut(out, cap) };
+        copy_text(buffer, text);
+    }
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed; `out` NULL
+/// or writable for `cap` bytes.
+unsafe extern "C" fn nb_channel_conninfo(chan: *const NbChannel, out: *mut c_char, cap: c_int) {
+    // SAFETY: NULL or a live channel, per the contract.
+    let channel = unsafe { chan.cast::<Channel>().as_ref() };
+    let text = channel
+        .and_then(|c| {
+            catch_unwind(AssertUnwindSafe(|| c.masked_conninfo()))
+                .ok()
+                .flatten()
+        })
+        .unwrap_or_else(|| NOT_SHOWN.to_owned());
+    // SAFETY: per this function's contract.
+    unsafe { copy_out(out, cap, &text) };
 }

@@ -35,6 +35,10 @@ use super::libpq_parse::{self, Complaint, Part, Span};
 use super::{Error, uri_prefix_len};
 use crate::pq::ConninfoOptions;
 
+/// Shown for a password in [`masked`].
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+const MASK: &str = "********";
+
 /// Said instead of a token that may hold part of a password.
 const WITHHELD: &str = "not shown: it may contain part of a password";
 
@@ -600,5 +604,88 @@ mod tests {
             refused > 5_000 && hidden > 1_000,
             "{refused} refused, {hidden} hidden"
         );
+    }
+}
+
+/// A connection string for display (the standby's `netbuf.channels()`):
+/// libpq's own reading of it, as `keyword=value` pairs in libpq's order,
+/// with the value of `password` and `sslpassword` replaced by `********`.
+/// Rebuilding the string from libpq's parse, rather than editing the text,
+/// leaves nothing of a password behind whatever its quoting or encoding.
+/// `None` when libpq cannot parse the string.  The flag says whether the
+/// string sets a non-empty `password` (the password_required rule).
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+pub(crate) fn masked(conninfo: &str) -> Option<(String, bool)> {
+    let conninfo = std::ffi::CString::new(conninfo).ok()?;
+    let options = ConninfoOptions::parse(&conninfo).ok()?;
+    let mut has_password = false;
+    let mut shown = Vec::new();
+    for (key, value) in options.set_values() {
+        let value = if key == "password" || key == "sslpassword" {
+            if key == "password" && !value.is_empty() {
+                has_password = true;
+            }
+            MASK.to_owned()
+        } else {
+            quote_value(&value)
+        };
+        shown.push(format!("{key}={value}"));
+    }
+    Some((shown.join(" "), has_password))
+}
+
+/// A value quoted as libpq's key=value parser reads it back.
+#[cfg_attr(not(feature = "backend"), allow(dead_code))]
+fn quote_value(value: &str) -> String {
+    if !value.is_empty()
+        && !value
+            .bytes()
+            .any(|b| super::is_space(b) || b == b'\'' || b == b'\\')
+    {
+        return value.to_owned();
+    }
+    format!("'{}'", value.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+#[cfg(test)]
+mod masked_tests {
+    use super::masked;
+
+    #[test]
+    fn passwords_are_masked_whatever_the_syntax() {
+        for (conninfo, shown) in [
+            (
+                "host=h port=5 user=u password=Hunter22 dbname=d",
+                "user=u password=******** dbname=d host=h port=5",
+            ),
+            (
+                "postgresql://u:Hunter22@h:5/d?sslpassword=Zebra99",
+                "user=u password=******** dbname=d host=h port=5 sslpassword=********",
+            ),
+            (
+                r"password='it\'s a secret' host=h",
+                "password=******** host=h",
+            ),
+            (
+                "application_name='a b' host=h",
+                "host=h application_name='a b'",
+            ),
+        ] {
+            let (text, _) = masked(conninfo).unwrap_or_else(|| panic!("{conninfo} parses"));
+            assert_eq!(text, shown, "{conninfo}");
+            assert!(
+                !text.contains("Hunter") && !text.contains("Zebra") && !text.contains("secret")
+            );
+        }
+    }
+
+    #[test]
+    fn has_password_means_a_non_empty_password() {
+        assert_eq!(masked("host=h password=x").map(|m| m.1), Some(true));
+        assert_eq!(masked("host=h password=''").map(|m| m.1), Some(false));
+        assert_eq!(masked("host=h sslpassword=x").map(|m| m.1), Some(false));
+        assert_eq!(masked("postgresql://u:pw@h/d").map(|m| m.1), Some(true));
+        assert_eq!(masked("host=h").map(|m| m.1), Some(false));
+        assert_eq!(masked("host=h password"), None);
     }
 }

@@ -53,6 +53,6 @@ SELECT n.nspowner = r.oid AS schema_owned_by_creator,
  WHERE n.nspname = 'netbuf';
 SELECT extname, extversion, extrelocatable
   FROM pg_extension WHERE extname = 'netbuf';
--- Its one object.
+-- Its functions and procedures.
 SELECT oid::regprocedure AS object, prokind, prosecdef, obj_description(oid, 'pg_proc')
-  FROM pg_proc WHERE pronamespace = 'netbuf'::regnamespace;
+  FROM pg_proc WHERE pronamespace = 'netbuf'::regnamespace ORDER BY oid::regprocedure::text COLLATE "C";
