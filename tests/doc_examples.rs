@@ -258,3 +258,21 @@ fn compile_c_fails_a_block_with_a_warning_naming_file_and_line() {
         "{output}"
     );
 }
+
+/// Every Markdown file whose C blocks are compiled here also has its Rust
+/// blocks compiled: src/lib.rs's `#[cfg(doctest)] mod docs` must include it,
+/// or a new docs/ page's Rust examples would never be built.
+#[test]
+fn every_markdown_file_is_a_doc_test() {
+    let lib = fs::read_to_string(repo().join("src/lib.rs")).expect("read src/lib.rs");
+    let missing: Vec<String> = documents()
+        .into_iter()
+        .map(|(name, _)| name)
+        .filter(|name| !lib.contains(&format!("include_str!(\"../{name}\")")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "src/lib.rs's doctest module does not include {missing:?}: add a \
+         `#[doc = include_str!(\"../<file>\")]` struct for each"
+    );
+}
