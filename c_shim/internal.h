@@ -40,6 +40,7 @@ pg_noreturn extern void netbuf_raise(const NbError *err);
 
 extern int	netbuf_max_message_size;	/* netbuf.max_message_size */
 extern int	netbuf_peer_timeout;	/* netbuf.peer_timeout, in ms */
+extern bool netbuf_log_channels;	/* netbuf.log_channels */
 extern void netbuf_define_gucs(void);
 
 /* ---- common/wait_events.c: what pg_stat_activity shows while netbuf sleeps */
@@ -87,6 +88,29 @@ extern void netbuf_primary_register_handler_ext(unsigned char op, NetbufHandler 
 												int flags);
 extern void netbuf_register_builtin_handlers(void);
 extern const NetbufOp *netbuf_lookup_op(StringInfo request);
+pg_noreturn extern void netbuf_unknown_op(unsigned char op);
+extern bool netbuf_c_op_registered(unsigned char op, bool *builtin);
+
+/* ---- primary/sql_ops.c: op codes answered by SQL functions (netbuf.ops) */
+
+extern void netbuf_sql_op_handle(const char *request, int nbytes, StringInfo reply);
+/* Reached through src/c_abi/exports.rs (netbuf_register_op, netbuf_unregister_op). */
+extern const Pg_finfo_record *netbuf_shim_finfo_register_op(void);
+extern Datum netbuf_shim_register_op(PG_FUNCTION_ARGS);
+extern const Pg_finfo_record *netbuf_shim_finfo_unregister_op(void);
+extern Datum netbuf_shim_unregister_op(PG_FUNCTION_ARGS);
+
+/* ---- primary/serving_stats.c: the serving backends in shared memory --- */
+
+extern void netbuf_serving_shmem_init(void);
+extern void netbuf_serving_call_begin(void);
+extern void netbuf_serving_call_end(bool clean);
+extern void netbuf_serving_request(unsigned char op, int nbytes);
+extern void netbuf_serving_reply(int nbytes);
+extern void netbuf_serving_state(bool running);
+/* Reached through src/c_abi/exports.rs (netbuf_serving_backends). */
+extern const Pg_finfo_record *netbuf_shim_finfo_serving_backends(void);
+extern Datum netbuf_shim_serving_backends(PG_FUNCTION_ARGS);
 
 /* ---- primary/direct_io.c: the client socket below pqcomm -------------- */
 

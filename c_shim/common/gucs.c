@@ -43,6 +43,12 @@ int			netbuf_max_message_size = NB_MAX_MESSAGE_SIZE_DEFAULT;
  */
 int			netbuf_peer_timeout = NB_PEER_TIMEOUT_DEFAULT_MS;
 
+/*
+ * netbuf.log_channels: a LOG line when a channel opens and when it closes
+ * (primary/serving_stats.c), as log_connections and log_disconnections.
+ */
+bool		netbuf_log_channels = false;
+
 /* Developer GUC netbuf.debug_panic_at: where the Rust core should panic. */
 static const struct config_enum_entry netbuf_panic_points[] = {
 	{NB_PANIC_NAME_NONE, NB_PANIC_NONE, false},
@@ -100,5 +106,13 @@ netbuf_define_gucs(void)
 							PGC_SUSET,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);
+	DefineCustomBoolVariable("netbuf.log_channels",
+							 "Logs each netbuf channel served by this primary when it opens and when it closes.",
+							 "The closing line gives the channel's duration, role, client and counts.",
+							 &netbuf_log_channels,
+							 false,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
 	MarkGUCPrefixReserved("netbuf");
 }

@@ -60,4 +60,6 @@ netbuf_shim_init(const NbRustApi *api)
 
 	netbuf_define_gucs();
 	netbuf_register_builtin_handlers();
+	/* The serving backends' counters: shared memory reserved (14-16) or not needed yet (17+). */
+	netbuf_serving_shmem_init();
 }

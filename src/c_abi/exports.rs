@@ -15,6 +15,12 @@ unsafe extern "C" {
     fn netbuf_shim_init();
     fn netbuf_shim_finfo_serve();
     fn netbuf_shim_serve();
+    fn netbuf_shim_finfo_register_op();
+    fn netbuf_shim_register_op();
+    fn netbuf_shim_finfo_unregister_op();
+    fn netbuf_shim_unregister_op();
+    fn netbuf_shim_finfo_serving_backends();
+    fn netbuf_shim_serving_backends();
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -73,4 +79,46 @@ pub extern "C" fn pg_finfo_netbuf_serve() {
 #[unsafe(no_mangle)]
 pub extern "C" fn netbuf_serve() {
     jump!(netbuf_shim_serve)
+}
+
+/// `PG_FUNCTION_INFO_V1(netbuf_register_op)`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_netbuf_register_op() {
+    jump!(netbuf_shim_finfo_register_op)
+}
+
+/// The function `netbuf.register_op(op, handler)`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn netbuf_register_op() {
+    jump!(netbuf_shim_register_op)
+}
+
+/// `PG_FUNCTION_INFO_V1(netbuf_unregister_op)`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_netbuf_unregister_op() {
+    jump!(netbuf_shim_finfo_unregister_op)
+}
+
+/// The function `netbuf.unregister_op(op)`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn netbuf_unregister_op() {
+    jump!(netbuf_shim_unregister_op)
+}
+
+/// `PG_FUNCTION_INFO_V1(netbuf_serving_backends)`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn pg_finfo_netbuf_serving_backends() {
+    jump!(netbuf_shim_finfo_serving_backends)
+}
+
+/// The function `netbuf.serving_backends()`, behind the view `netbuf.serving`.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub extern "C" fn netbuf_serving_backends() {
+    jump!(netbuf_shim_serving_backends)
 }
