@@ -93,6 +93,8 @@ CREATE VIEW netbuf.serving AS
     FROM netbuf.serving_backends() AS s
     LEFT JOIN pg_catalog.pg_database AS d ON d.oid = s.datid;
 
+COMMENT ON FUNCTION netbuf.serving_backends() IS
+  'the rows of the view netbuf.serving';
 COMMENT ON VIEW netbuf.serving IS
   'the backends serving netbuf channels on this server, with their counters';
 
