@@ -633,3 +633,26 @@ fn without_preload() {
         node.log_tail()
     );
 }
+
+/// regprocedure records no dependency: a dropped handler fails its op code
+/// with 42883 until it is unregistered or replaced.
+#[test]
+fn a_dropped_handler_is_an_error_naming_the_op() {
+    let node = node();
+    node.must(
+        "CREATE FUNCTION public.doomed_handler(payload bytea) RETURNS bytea \
+         LANGUAGE sql AS $$ SELECT payload $$",
+    );
+    node.must("SELECT netbuf.register_op('y', 'public.doomed_handler(bytea)')");
+    let mut client = connect(node, CHANNEL_ROLE, "sqlp_dropped");
+    assert_eq!(client.request(b"yok").expect("registered"), b"ok");
+    node.must("DROP FUNCTION public.doomed_handler(bytea)");
+    primary_error(
+        client.request(b"ygone"),
+        "42883",
+        "the handler of op code 0x79 ('y'), function ",
+    );
+    node.must("SELECT netbuf.register_op('y', 'public.sql_handler(bytea)')");
+    assert_eq!(client.request(b"yback").expect("replaced"), b"sql:back");
+    node.must("SELECT netbuf.unregister_op('y')");
+}
