@@ -656,3 +656,37 @@ fn a_dropped_handler_is_an_error_naming_the_op() {
     assert_eq!(client.request(b"yback").expect("replaced"), b"sql:back");
     node.must("SELECT netbuf.unregister_op('y')");
 }
+
+/// A client that ends the stream with CopyDone closes the channel: its row
+/// leaves netbuf.serving while the connection goes on as a session, and
+/// the closing line says why.
+#[test]
+fn copy_done_closes_the_channel() {
+    let node = node();
+    let mut raw = netbuf_testkit::wire::RawChannel::tcp(node, "sqlp_copydone");
+    raw.send(b'd', b"Ehi");
+    assert_eq!(raw.read_until(b'd'), b"Ehi");
+    assert_eq!(
+        node.must(
+            "SELECT requests, replies FROM netbuf.serving WHERE application_name = 'sqlp_copydone'"
+        ),
+        "1|1"
+    );
+    raw.send(b'c', b"");
+    raw.read_until(b'Z'); // the CALL returned: an ordinary session again
+    assert_eq!(
+        node.must("SELECT count(*) FROM netbuf.serving WHERE application_name = 'sqlp_copydone'"),
+        "0"
+    );
+    let log = node.log_text();
+    let closed = log
+        .lines()
+        .find(|l| l.contains("sqlp_copydone") && l.contains("netbuf channel closed"))
+        .unwrap_or_else(|| panic!("no closing line:\n{}", node.log_tail()));
+    assert!(
+        closed.contains("netbuf channel closed (client ended the stream): duration: ")
+            && closed.contains("role=postgres client=127.0.0.1 port=")
+            && closed.contains("requests=1 replies=1 errors=0 bytes_in=3 bytes_out=3"),
+        "{closed}"
+    );
+}
