@@ -90,6 +90,7 @@ extern void netbuf_register_builtin_handlers(void);
 extern const NetbufOp *netbuf_lookup_op(StringInfo request);
 pg_noreturn extern void netbuf_unknown_op(unsigned char op);
 extern bool netbuf_c_op_registered(unsigned char op, bool *builtin);
+extern void netbuf_set_fallback_handler(NetbufHandler handler);
 
 /* ---- primary/sql_ops.c: op codes answered by SQL functions (netbuf.ops) */
 

@@ -60,6 +60,8 @@ netbuf_shim_init(const NbRustApi *api)
 
 	netbuf_define_gucs();
 	netbuf_register_builtin_handlers();
+	/* Op codes without a C handler: the SQL functions of netbuf.ops. */
+	netbuf_set_fallback_handler(netbuf_sql_op_handle);
 	/* The serving backends' counters: shared memory reserved (14-16) or not needed yet (17+). */
 	netbuf_serving_shmem_init();
 }

@@ -47,11 +47,19 @@ netbuf_primary_register_handler(unsigned char op, NetbufHandler handler)
 }
 
 /*
- * Requests whose op code has no C handler go to the SQL functions of
- * netbuf.ops (sql_ops.c), in a transaction: so a C handler always wins over
- * a registration made from SQL.
+ * Requests whose op code has no C handler: module.c sets sql_ops.c's
+ * handler here, which answers them with the functions of netbuf.ops, in a
+ * transaction.  So a C handler always wins over a registration made from
+ * SQL.  (Set from module.c so that this file does not depend on sql_ops.c,
+ * which depends on it.)
  */
-static const NetbufOp netbuf_sql_op = {netbuf_sql_op_handle, 0};
+static NetbufOp netbuf_fallback_op = {NULL, 0};
+
+void
+netbuf_set_fallback_handler(NetbufHandler handler)
+{
+	netbuf_fallback_op.handler = handler;
+}
 
 /* Look up the handler of a request, or refuse it. */
 const NetbufOp *
@@ -67,7 +75,11 @@ netbuf_lookup_op(StringInfo request)
 
 	op = (unsigned char) request->data[0];
 	if (netbuf_ops[op].handler == NULL)
-		return &netbuf_sql_op;
+	{
+		if (netbuf_fallback_op.handler == NULL)
+			netbuf_unknown_op(op);
+		return &netbuf_fallback_op;
+	}
 	return &netbuf_ops[op];
 }
 
