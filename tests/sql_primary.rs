@@ -690,3 +690,42 @@ fn copy_done_closes_the_channel() {
         "{closed}"
     );
 }
+
+/// Rows are read whole: while a channel answers a stream of 6-byte echoes,
+/// every row read shows bytes that match its counts (the changecount
+/// protocol; a torn read would pair one request's counter with another's
+/// bytes).
+#[test]
+fn netbuf_serving_rows_are_never_torn() {
+    let node = node();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut client = connect(node, CHANNEL_ROLE, "sqlp_torn");
+    assert_eq!(client.request(b"Estart").expect("echo"), b"Estart");
+    let pump = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            let mut n = 1u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                client.request(b"Eecho!").expect("echo");
+                n += 1;
+            }
+            n
+        })
+    };
+    let out = node.sql(
+        "DO $$ DECLARE r record; reads int := 0; BEGIN \
+           FOR i IN 1..20000 LOOP \
+             SELECT requests, replies, bytes_in, bytes_out INTO r \
+               FROM netbuf.serving WHERE application_name = 'sqlp_torn'; \
+             IF r.bytes_in <> 6 * r.requests OR r.bytes_out <> 6 * r.replies \
+                OR r.replies NOT IN (r.requests, r.requests - 1) THEN \
+               RAISE EXCEPTION 'torn row after % reads: %', reads, r; \
+             END IF; \
+             reads := reads + 1; \
+           END LOOP; END $$",
+    );
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let requests = pump.join().expect("the pump");
+    out.expect("every row consistent");
+    assert!(requests > 100, "only {requests} requests while reading");
+}
