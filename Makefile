@@ -51,7 +51,7 @@ PGFILEDESC = "netbuf - private channel between backends over libpq COPY BOTH"
 # The pg_regress suite: what is visible from SQL (tests/regress/sql, and
 # expected/ the same on PostgreSQL 14 to 18).  tests/regress.rs runs the
 # same list for `make test`.
-REGRESS = create_extension grants serve gucs sql_standby
+REGRESS = create_extension grants serve gucs sql_standby sql_primary
 REGRESS_OPTS = --inputdir=tests/regress --outputdir=tests/regress
 EXTRA_CLEAN = tests/regress/results tests/regress/regression.diffs tests/regress/regression.out
 

@@ -193,6 +193,8 @@ mod backend {
             "primary/handlers.c",
             "primary/direct_io.c",
             "primary/serve.c",
+            "primary/sql_ops.c",
+            "primary/serving_stats.c",
         ] {
             shim.file(PathBuf::from("c_shim").join(file));
         }

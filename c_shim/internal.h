@@ -43,6 +43,7 @@ pg_noreturn extern void netbuf_raise(const NbError *err);
 extern int	netbuf_max_message_size;	/* netbuf.max_message_size */
 extern int	netbuf_peer_timeout;	/* netbuf.peer_timeout, in ms */
 extern bool netbuf_password_required;	/* netbuf.password_required */
+extern bool netbuf_log_channels;	/* netbuf.log_channels */
 extern void netbuf_define_gucs(void);
 
 /* ---- common/wait_events.c: what pg_stat_activity shows while netbuf sleeps */
@@ -83,8 +84,7 @@ extern void netbuf_standby_flush(NetbufConn *conn);
 
 /* ---- standby/sql_api.c: netbuf.request() and the other SQL functions -- */
 
-/* Reached through src/c_abi/exports.rs (netbuf_sql_* and their pg_finfo_). */
-extern const Pg_finfo_record *netbuf_shim_finfo_sql(void);
+/* Reached through src/c_abi/exports.rs (netbuf_sql_*). */
 extern Datum netbuf_shim_sql_request(PG_FUNCTION_ARGS);
 extern Datum netbuf_shim_sql_requests(PG_FUNCTION_ARGS);
 extern Datum netbuf_shim_sql_channels(PG_FUNCTION_ARGS);
@@ -104,6 +104,27 @@ extern void netbuf_primary_register_handler_ext(unsigned char op, NetbufHandler 
 												int flags);
 extern void netbuf_register_builtin_handlers(void);
 extern const NetbufOp *netbuf_lookup_op(StringInfo request);
+pg_noreturn extern void netbuf_unknown_op(unsigned char op);
+extern bool netbuf_c_op_registered(unsigned char op, bool *builtin);
+extern void netbuf_set_fallback_handler(NetbufHandler handler);
+
+/* ---- primary/sql_ops.c: op codes answered by SQL functions (netbuf.ops) */
+
+extern void netbuf_sql_op_handle(const char *request, int nbytes, StringInfo reply);
+/* Reached through src/c_abi/exports.rs (netbuf_register_op, netbuf_unregister_op). */
+extern Datum netbuf_shim_register_op(PG_FUNCTION_ARGS);
+extern Datum netbuf_shim_unregister_op(PG_FUNCTION_ARGS);
+
+/* ---- primary/serving_stats.c: the serving backends in shared memory --- */
+
+extern void netbuf_serving_shmem_init(void);
+extern void netbuf_serving_call_begin(void);
+extern void netbuf_serving_call_end(bool clean);
+extern void netbuf_serving_request(unsigned char op, int nbytes);
+extern void netbuf_serving_reply(int nbytes);
+extern void netbuf_serving_state(bool running);
+/* Reached through src/c_abi/exports.rs (netbuf_serving_backends). */
+extern Datum netbuf_shim_serving_backends(PG_FUNCTION_ARGS);
 
 /* ---- primary/direct_io.c: the client socket below pqcomm -------------- */
 
@@ -113,14 +134,14 @@ extern void netbuf_send_large_reply(StringInfo reply);
 
 /* ---- primary/serve.c: CALL netbuf.serve() ----------------------------- */
 
-/* Reached through src/c_abi/exports.rs (pg_finfo_netbuf_serve, netbuf_serve). */
-extern const Pg_finfo_record *netbuf_shim_finfo_serve(void);
+/* Reached through src/c_abi/exports.rs (netbuf_serve). */
 extern Datum netbuf_shim_serve(PG_FUNCTION_ARGS);
 
 /* ---- common/module.c: the module ------------------------------------- */
 
-/* Reached through src/c_abi/exports.rs (Pg_magic_func, _PG_init). */
+/* Reached through src/c_abi/exports.rs (Pg_magic_func, _PG_init, and every pg_finfo_*). */
 extern const Pg_magic_struct *netbuf_shim_magic(void);
 extern void netbuf_shim_init(const NbRustApi *api);
+extern const Pg_finfo_record *netbuf_shim_finfo_v1(void);
 
 #endif							/* NETBUF_INTERNAL_H */

@@ -52,6 +52,12 @@ int			netbuf_peer_timeout = NB_PEER_TIMEOUT_DEFAULT_MS;
  */
 bool		netbuf_password_required = true;
 
+/*
+ * netbuf.log_channels: a LOG line when a channel opens and when it closes
+ * (primary/serving_stats.c), as log_connections and log_disconnections.
+ */
+bool		netbuf_log_channels = false;
+
 /* Developer GUC netbuf.debug_panic_at: where the Rust core should panic. */
 static const struct config_enum_entry netbuf_panic_points[] = {
 	{NB_PANIC_NAME_NONE, NB_PANIC_NONE, false},
@@ -115,6 +121,14 @@ netbuf_define_gucs(void)
 							 "trust or peer authentication from netbuf.request; only a superuser can set it.",
 							 &netbuf_password_required,
 							 true,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("netbuf.log_channels",
+							 "Logs each netbuf channel served by this primary when it opens and when it closes.",
+							 "The closing line gives the channel's duration, role, client and counts.",
+							 &netbuf_log_channels,
+							 false,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);

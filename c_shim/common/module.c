@@ -43,6 +43,18 @@ netbuf_shim_magic(void)
 }
 
 /*
+ * PG_FUNCTION_INFO_V1's record, one for every SQL-callable function of the
+ * library: src/c_abi/exports.rs points each pg_finfo_<name> here.
+ */
+const Pg_finfo_record *
+netbuf_shim_finfo_v1(void)
+{
+	static const Pg_finfo_record finfo = {1};
+
+	return &finfo;
+}
+
+/*
  * _PG_init.  src/c_abi/exports.rs jumps here with the Rust core's table as
  * the argument.
  */
@@ -60,4 +72,8 @@ netbuf_shim_init(const NbRustApi *api)
 
 	netbuf_define_gucs();
 	netbuf_register_builtin_handlers();
+	/* Op codes without a C handler: the SQL functions of netbuf.ops. */
+	netbuf_set_fallback_handler(netbuf_sql_op_handle);
+	/* The serving backends' counters: shared memory reserved (14-16) or not needed yet (17+). */
+	netbuf_serving_shmem_init();
 }

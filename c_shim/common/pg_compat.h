@@ -84,6 +84,40 @@
 #endif
 
 /*
+ * 16 replaced the per-object-type ACL and ownership checks with
+ * object_aclcheck() and object_ownercheck() (utils/acl.h).
+ */
+#if PG_VERSION_NUM >= 160000
+#define netbuf_proc_aclcheck(proc, role, mode) \
+	object_aclcheck(ProcedureRelationId, (proc), (role), (mode))
+#define netbuf_extension_ownercheck(ext, role) \
+	object_ownercheck(ExtensionRelationId, (ext), (role))
+#else
+#define netbuf_proc_aclcheck(proc, role, mode) pg_proc_aclcheck((proc), (role), (mode))
+#define netbuf_extension_ownercheck(ext, role) pg_extension_ownercheck((ext), (role))
+#endif
+
+/* 17 numbers a backend's PGPROC with MyProcNumber (before: MyProc->pgprocno). */
+#if PG_VERSION_NUM >= 170000
+#define NETBUF_MY_PROC_NUMBER() (MyProcNumber)
+#else
+#define NETBUF_MY_PROC_NUMBER() (MyProc->pgprocno)
+#endif
+
+/*
+ * Shared memory for the serving backends' counters (primary/
+ * serving_stats.c).  17 has the DSM registry (GetNamedDSMSegment), which
+ * needs no preload.  Before, only shared_preload_libraries can reserve
+ * shared memory; 15 added shmem_request_hook to do it in (14 reserves it in
+ * _PG_init, before MaxBackends is computed).
+ */
+#if PG_VERSION_NUM >= 170000
+#define NETBUF_HAVE_DSM_REGISTRY
+#elif PG_VERSION_NUM >= 150000
+#define NETBUF_HAVE_SHMEM_REQUEST_HOOK
+#endif
+
+/*
  * The timeouts that the CALL of netbuf.serve() armed and that would end a
  * channel living longer than them: statement_timeout, armed once for the
  * CALL, and (17+) transaction_timeout, armed by every StartTransaction, so

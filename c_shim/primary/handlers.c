@@ -46,6 +46,21 @@ netbuf_primary_register_handler(unsigned char op, NetbufHandler handler)
 	netbuf_primary_register_handler_ext(op, handler, 0);
 }
 
+/*
+ * Requests whose op code has no C handler: module.c sets sql_ops.c's
+ * handler here, which answers them with the functions of netbuf.ops, in a
+ * transaction.  So a C handler always wins over a registration made from
+ * SQL.  (Set from module.c so that this file does not depend on sql_ops.c,
+ * which depends on it.)
+ */
+static NetbufOp netbuf_fallback_op = {NULL, 0};
+
+void
+netbuf_set_fallback_handler(NetbufHandler handler)
+{
+	netbuf_fallback_op.handler = handler;
+}
+
 /* Look up the handler of a request, or refuse it. */
 const NetbufOp *
 netbuf_lookup_op(StringInfo request)
@@ -60,13 +75,24 @@ netbuf_lookup_op(StringInfo request)
 
 	op = (unsigned char) request->data[0];
 	if (netbuf_ops[op].handler == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROTOCOL_VIOLATION),
-				 errmsg("netbuf: unknown op code 0x%02x%s%c%s", op,
-						isprint(op) ? " ('" : "", isprint(op) ? op : ' ',
-						isprint(op) ? "')" : ""),
-				 errhint("The primary serves the built-in ops 'E' and 'N' and those of modules loaded into its serving backends.")));
+	{
+		if (netbuf_fallback_op.handler == NULL)
+			netbuf_unknown_op(op);
+		return &netbuf_fallback_op;
+	}
 	return &netbuf_ops[op];
+}
+
+/* Refuse a request whose op code nobody answers. */
+void
+netbuf_unknown_op(unsigned char op)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_PROTOCOL_VIOLATION),
+			 errmsg("netbuf: unknown op code 0x%02x%s%c%s", op,
+					isprint(op) ? " ('" : "", isprint(op) ? op : ' ',
+					isprint(op) ? "')" : ""),
+			 errhint("The primary serves the built-in ops 'E' and 'N', those of modules loaded into its serving backends and those registered with netbuf.register_op().")));
 }
 
 /* 'E': echo the message unchanged. */
@@ -90,6 +116,18 @@ netbuf_handle_add300(const char *request, int nbytes, StringInfo reply)
 		netbuf_raise(&err);
 	reply->len += len;
 	reply->data[reply->len] = '\0';
+}
+
+/*
+ * Whether op has a C handler in this backend, and if so whether it is a
+ * built-in (sql_ops.c refuses to register such op codes from SQL).
+ */
+bool
+netbuf_c_op_registered(unsigned char op, bool *builtin)
+{
+	*builtin = (netbuf_ops[op].handler == netbuf_handle_echo ||
+				netbuf_ops[op].handler == netbuf_handle_add300);
+	return netbuf_ops[op].handler != NULL;
 }
 
 void

@@ -58,6 +58,7 @@ netbuf_report_running(bool running)
 	if (running == netbuf_reported_running)
 		return;
 	pgstat_report_activity(running ? STATE_RUNNING : STATE_IDLE, NULL);
+	netbuf_serving_state(running);
 	netbuf_reported_running = running;
 }
 
@@ -134,6 +135,7 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	unsigned char op = (unsigned char) request->data[0];
 	bool		transaction = (entry->flags & NETBUF_HANDLER_NO_TRANSACTION) == 0;
 
+	netbuf_serving_request(op, request->len);
 	netbuf_report_running(true);
 	if (transaction)
 	{
@@ -180,6 +182,7 @@ netbuf_dispatch(StringInfo request, StringInfo reply, int max_reply_size,
 	else
 		/* Queued, not flushed: the loop flushes once its input is drained. */
 		netbuf_queue_reply(reply);
+	netbuf_serving_reply(reply->len);
 }
 
 /*
@@ -382,7 +385,7 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 {
 	CallContext *call = (CallContext *) fcinfo->context;
 	MemoryContext caller_context = CurrentMemoryContext;	/* the portal's */
-	MemoryContext serve_context;
+	volatile MemoryContext serve_context = NULL;
 	MemoryContext message_context;
 	StringInfoData start;
 	volatile int max_reply_size = netbuf_max_reply_size_arg(fcinfo);
@@ -401,60 +404,65 @@ netbuf_shim_serve(PG_FUNCTION_ARGS)
 	netbuf_watch_silent_peer();
 
 	/*
-	 * A channel lives as long as the standby wants it: end the CALL's
-	 * transaction now so that it holds no snapshot (no backend_xmin), lock
-	 * or xid while it waits.  The portal's snapshot goes first, as
-	 * SPI_commit does it for a procedure's COMMIT (the CALL is non-atomic,
-	 * checked above, so its portal survives the commit).
+	 * netbuf.serving's row (serving_stats.c): filled in the CALL's
+	 * transaction (it looks the role up), cleared however the CALL ends.
 	 */
-	ForgetPortalSnapshots();
-	CommitTransactionCommand();
-	netbuf_reported_running = true; /* exec_simple_query reported the CALL */
-	netbuf_report_running(false);
-
-	/*
-	 * statement_timeout (and, 17+, transaction_timeout) would end a channel
-	 * that lives longer than them: see pg_compat.h.
-	 */
-	netbuf_disarm_timeouts();
-
-	/* CopyBothResponse: text format, no columns. */
-	pq_beginmessage(&start, 'W');
-	pq_sendbyte(&start, 0);
-	pq_sendint16(&start, 0);
-	pq_endmessage(&start);
-	if (pq_flush() != 0)
-		netbuf_client_gone();
-
-	/* Under TopMemoryContext: the CALL's own contexts do not outlive commits. */
-	serve_context = AllocSetContextCreate(TopMemoryContext,
-										  "netbuf serve",
-										  ALLOCSET_DEFAULT_SIZES);
-	message_context = AllocSetContextCreate(serve_context,
-											"netbuf message",
-											ALLOCSET_DEFAULT_SIZES);
+	netbuf_serving_call_begin();
 	PG_TRY();
 	{
+		/*
+		 * A channel lives as long as the standby wants it: end the CALL's
+		 * transaction now so that it holds no snapshot (no backend_xmin),
+		 * lock or xid while it waits.  The portal's snapshot goes first, as
+		 * SPI_commit does it for a procedure's COMMIT (the CALL is
+		 * non-atomic, checked above, so its portal survives the commit).
+		 */
+		ForgetPortalSnapshots();
+		CommitTransactionCommand();
+		netbuf_reported_running = true; /* exec_simple_query reported the CALL */
+		netbuf_report_running(false);
+
+		/*
+		 * statement_timeout (and, 17+, transaction_timeout) would end a
+		 * channel that lives longer than them: see pg_compat.h.
+		 */
+		netbuf_disarm_timeouts();
+
+		/* CopyBothResponse: text format, no columns. */
+		pq_beginmessage(&start, 'W');
+		pq_sendbyte(&start, 0);
+		pq_sendint16(&start, 0);
+		pq_endmessage(&start);
+		if (pq_flush() != 0)
+			netbuf_client_gone();
+
+		/*
+		 * Under TopMemoryContext: the CALL's own contexts do not outlive
+		 * commits.
+		 */
+		serve_context = AllocSetContextCreate(TopMemoryContext,
+											  "netbuf serve",
+											  ALLOCSET_DEFAULT_SIZES);
+		message_context = AllocSetContextCreate(serve_context,
+												"netbuf message",
+												ALLOCSET_DEFAULT_SIZES);
 		MemoryContextSwitchTo(serve_context);
 		netbuf_serve_loop(message_context, max_reply_size);
 	}
-	PG_FINALLY();
+	PG_CATCH();
 	{
-		MemoryContextDelete(serve_context);
+		if (serve_context != NULL)
+			MemoryContextDelete(serve_context);
+		netbuf_serving_call_end(false);
+		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	MemoryContextDelete(serve_context);
+	netbuf_serving_call_end(true);
 
 	/* exec_simple_query commits the CALL's transaction: give it one. */
 	StartTransactionCommand();
 	netbuf_report_running(true);
 	MemoryContextSwitchTo(caller_context);
 	PG_RETURN_VOID();
-}
-
-const Pg_finfo_record *
-netbuf_shim_finfo_serve(void)
-{
-	static const Pg_finfo_record finfo = {1};
-
-	return &finfo;
 }

@@ -75,14 +75,6 @@ typedef struct SqlChannel
 /* This backend's channels opened from SQL, all pinned. */
 static dlist_head sql_channels = DLIST_STATIC_INIT(sql_channels);
 
-const Pg_finfo_record *
-netbuf_shim_finfo_sql(void)
-{
-	static const Pg_finfo_record finfo = {1};
-
-	return &finfo;
-}
-
 static SqlChannel *
 sql_channel_find(Oid userid, const char *conninfo)
 {

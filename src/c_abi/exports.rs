@@ -13,14 +13,16 @@ use super::rust_api::NB_RUST_API;
 unsafe extern "C" {
     fn netbuf_shim_magic();
     fn netbuf_shim_init();
-    fn netbuf_shim_finfo_serve();
+    fn netbuf_shim_finfo_v1();
     fn netbuf_shim_serve();
-    fn netbuf_shim_finfo_sql();
     fn netbuf_shim_sql_request();
     fn netbuf_shim_sql_requests();
     fn netbuf_shim_sql_channels();
     fn netbuf_shim_sql_disconnect();
     fn netbuf_shim_sql_disconnect_all();
+    fn netbuf_shim_register_op();
+    fn netbuf_shim_unregister_op();
+    fn netbuf_shim_serving_backends();
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -67,34 +69,21 @@ pub extern "C" fn _PG_init() {
     jump_with!(netbuf_shim_init, NB_RUST_API)
 }
 
-/// `PG_FUNCTION_INFO_V1(netbuf_serve)`.
-#[unsafe(naked)]
-#[unsafe(no_mangle)]
-pub extern "C" fn pg_finfo_netbuf_serve() {
-    jump!(netbuf_shim_finfo_serve)
-}
+// ---- the SQL-callable C functions of sql/*.sql --------------------------------
 
-/// The procedure `netbuf.serve()`.
-#[unsafe(naked)]
-#[unsafe(no_mangle)]
-pub extern "C" fn netbuf_serve() {
-    jump!(netbuf_shim_serve)
-}
-
-// ---- the standby's SQL functions (c_shim/standby/sql_api.c) ----------------
-
-/// A SQL-callable function of sql_api.c: `pg_finfo_$name` (version 1, one C
-/// twin for all) and `$name`, both naked jumps.
+/// A C function of the extension's SQL scripts: `pg_finfo_$name`
+/// (PG_FUNCTION_INFO_V1: one C record for all) and `$name`, its C twin
+/// `$target`; both naked jumps.
 macro_rules! sql_function {
     ($finfo:ident, $name:ident, $target:ident) => {
         #[doc = concat!("`PG_FUNCTION_INFO_V1(", stringify!($name), ")`.")]
         #[unsafe(naked)]
         #[unsafe(no_mangle)]
         pub extern "C" fn $finfo() {
-            jump!(netbuf_shim_finfo_sql)
+            jump!(netbuf_shim_finfo_v1)
         }
 
-        #[doc = concat!("The C function `", stringify!($name), "` of sql/netbuf--1.0--1.1.sql.")]
+        #[doc = concat!("The C function `", stringify!($name), "` of sql/*.sql.")]
         #[unsafe(naked)]
         #[unsafe(no_mangle)]
         pub extern "C" fn $name() {
@@ -103,6 +92,25 @@ macro_rules! sql_function {
     };
 }
 
+// The primary (c_shim/primary/): the serving procedure, SQL handlers, the view.
+sql_function!(pg_finfo_netbuf_serve, netbuf_serve, netbuf_shim_serve);
+sql_function!(
+    pg_finfo_netbuf_register_op,
+    netbuf_register_op,
+    netbuf_shim_register_op
+);
+sql_function!(
+    pg_finfo_netbuf_unregister_op,
+    netbuf_unregister_op,
+    netbuf_shim_unregister_op
+);
+sql_function!(
+    pg_finfo_netbuf_serving_backends,
+    netbuf_serving_backends,
+    netbuf_shim_serving_backends
+);
+
+// The standby (c_shim/standby/sql_api.c): requests from SQL.
 sql_function!(
     pg_finfo_netbuf_sql_request,
     netbuf_sql_request,
