@@ -665,11 +665,18 @@ fn broken_startup_options_are_an_error_not_silence() {
     p.primary.assert_no_crash();
 }
 
-/// PGOPTIONS is libpq's `options` when the string has none: merged, and
-/// netbuf's search_path still wins.  Run in a child process (the test
-/// binary again, this test alone) so that no other test sees the variable.
+/// PGOPTIONS is libpq's `options` when the string has none, and a service
+/// entry's `options` come before PGOPTIONS: both merged, and netbuf's
+/// search_path still wins.  Run in a child process (the test binary again,
+/// this test alone) so that no other test sees the variables.
 #[test]
-fn pgoptions_search_path_loses_to_netbufs() {
+fn pgoptions_and_service_search_path_lose_to_netbufs() {
+    let services = certificates().dir.join("nb_services.conf");
+    fs::write(
+        &services,
+        "[nb_evil]\noptions=-c search_path=evil,public -c work_mem=3456kB\n",
+    )
+    .expect("writing the service file");
     let out = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--ignored",
@@ -678,6 +685,7 @@ fn pgoptions_search_path_loses_to_netbufs() {
             "--test-threads=1",
         ])
         .env("PGOPTIONS", "-c search_path=evil,public -c work_mem=2345kB")
+        .env("PGSERVICEFILE", &services)
         .env(
             "NETBUF_TEST_HOSTILE_CONNINFO",
             pair().primary.conninfo_db("postgres", HOSTILE_ROLE),
@@ -693,16 +701,21 @@ fn pgoptions_search_path_loses_to_netbufs() {
 }
 
 #[test]
-#[ignore = "run by pgoptions_search_path_loses_to_netbufs with PGOPTIONS set"]
+#[ignore = "run by pgoptions_and_service_search_path_lose_to_netbufs"]
 fn pgoptions_child() {
     assert!(
         std::env::var("PGOPTIONS").is_ok_and(|v| v.contains("evil")),
-        "PGOPTIONS is not set: run through pgoptions_search_path_loses_to_netbufs"
+        "PGOPTIONS is not set: run through pgoptions_and_service_search_path_lose_to_netbufs"
     );
     let hostile = std::env::var("NETBUF_TEST_HOSTILE_CONNINFO").expect("the parent's conninfo");
     let mut client = Client::connect(&hostile).expect("connect");
     assert_eq!(serving_search_path(&mut client), SECURE);
     // PGOPTIONS did reach the server: its other setting applies.
     assert_eq!(client.request(b"QSHOW work_mem").unwrap(), b"Q2345kB");
+    client.close();
+    // A service entry's options win over PGOPTIONS, and lose to netbuf's.
+    let mut client = Client::connect(&format!("service=nb_evil {hostile}")).expect("connect");
+    assert_eq!(serving_search_path(&mut client), SECURE);
+    assert_eq!(client.request(b"QSHOW work_mem").unwrap(), b"Q3456kB");
     client.close();
 }
