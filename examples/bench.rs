@@ -340,8 +340,8 @@ fn pair_options() -> PairOptions {
     let mut primary_conf = certificates().server_conf();
     // As a primary that opens channels often should run: without it each
     // serving backend loads libnetbuf (and the libpq, libssl and Kerberos
-    // it links) at its CALL, which costs more than the connection itself
-    // on this VM (docs/benchmarks.md, "Connection set-up").
+    // it links) at its CALL, a quarter of a bare connection's time or
+    // more on this VM (docs/benchmarks.md, Method).
     primary_conf.push("shared_preload_libraries = 'libnetbuf'".into());
     PairOptions {
         primary_conf,
