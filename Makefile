@@ -164,9 +164,18 @@ clean: clean-netbuf
 # examples/bench.rs); not part of make test.  BENCH_QUICK=1 for a short run.
 .PHONY: bench install-bench-module
 
+# PG=N: netbuf, the module and the servers are PostgreSQL N's (the
+# relocatable build in $(PG_CACHE)/N), never the system's; objects built for
+# another pg_config are cleaned first, as for the test module.
 install-bench-module:
+	@want="$(PG_CONFIG) $$($(PG_CONFIG) --version)"; \
+	if [ "$$(cat bench/pg_module/.built-for 2>/dev/null)" != "$$want" ]; then \
+		$(MAKE) --no-print-directory -C bench/pg_module clean >/dev/null && \
+		echo "$$want" >bench/pg_module/.built-for; \
+	fi
 	$(MAKE) -C bench/pg_module install
 
+# Exits non-zero when a target is not met (examples/bench.rs).
 bench: deps
 	$(MAKE) --no-print-directory install install-bench-module
 	$(MAKE) -C bench/c

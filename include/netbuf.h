@@ -135,7 +135,8 @@ netbuf_functions(void)
 }
 
 /*
- * Open a channel: connect, secure the session's search_path and run
+ * Open a channel: connect with the session's search_path secured
+ * (pg_catalog,pg_temp, through the startup packet) and run
  * CALL netbuf.serve() on the primary.  conninfo is a libpq connection
  * string or URI; NULL or "" means this server's primary_conninfo.  Without
  * a dbname it connects to database "postgres".  On failure: ERROR with

@@ -41,8 +41,12 @@ pub(crate) enum Received {
     EndOfStream,
 }
 
-/// Secures the session before anything else runs (cf. common/connect.h).
-const SECURE_SEARCH_PATH: &CStr = c"SELECT pg_catalog.set_config('search_path', '', false)";
+/// Secures the session's search_path after connecting, before anything
+/// else runs, where the startup packet could not (an LDAP service entry:
+/// see `ConnectParams::search_path_in_startup`); otherwise the startup
+/// packet's options set it and the CALL is the only query.
+const SECURE_SEARCH_PATH: &CStr =
+    c"SELECT pg_catalog.set_config('search_path', 'pg_catalog,pg_temp', false)";
 /// The CALL that enters COPY BOTH.  One statement per query string: a
 /// multi-statement string would make the CALL atomic, and netbuf.serve()
 /// needs a non-atomic CALL.  The primary refuses to send a reply larger
@@ -58,7 +62,8 @@ fn enter_copy_both(max_reply_size: usize) -> CString {
 enum Phase {
     /// PQconnectPoll has not finished.
     Connecting,
-    /// SECURE_SEARCH_PATH is running.
+    /// SECURE_SEARCH_PATH is running (only where the startup packet
+    /// could not secure search_path).
     SecuringSearchPath,
     /// CALL netbuf.serve() is running, waiting for CopyBothResponse.
     EnteringCopy,
@@ -377,8 +382,9 @@ impl Channel {
         Ok(self.conn()?.is_busy().then_some(Wait::Read))
     }
 
-    /// Drive the connection until it streams (connect, secure search_path,
-    /// CALL netbuf.serve()), or until it is idle again after an error.
+    /// Drive the connection until it streams (connect with search_path
+    /// secured, CALL netbuf.serve()), or until it is idle again after an
+    /// error.
     fn poll_setup(&mut self) -> Result<Step<()>> {
         loop {
             match self.phase {
@@ -395,7 +401,14 @@ impl Channel {
                             if !self.conn()?.set_nonblocking() {
                                 return Err(self.lost());
                             }
-                            self.start_query(Phase::SecuringSearchPath)?;
+                            // search_path is secured by the startup
+                            // packet's options, so the CALL is the one
+                            // query; else a query of its own first.
+                            self.start_query(if self.params.search_path_in_startup {
+                                Phase::EnteringCopy
+                            } else {
+                                Phase::SecuringSearchPath
+                            })?;
                         }
                         PostgresPollingStatusType::PGRES_POLLING_READING => {
                             return Ok(Step::Wait(Wait::Read));

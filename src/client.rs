@@ -135,7 +135,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// Connect, secure the session's search_path and enter COPY BOTH with
+    /// Connect with the session's search_path secured (`pg_catalog,pg_temp`,
+    /// through the startup packet) and enter COPY BOTH with
     /// `CALL netbuf.serve()`.  `conninfo` follows libpq's rules (key=value
     /// or URI, PG* environment variables); without a dbname it connects to
     /// `postgres`.

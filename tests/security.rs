@@ -538,3 +538,184 @@ fn hostile_search_path_cannot_redirect_the_channel() {
         p.primary.log_tail()
     );
 }
+
+/// search_path as the channel's serving backend sees it: a 'Q' request
+/// (the test module's handler runs its payload with SPI).
+fn serving_search_path(client: &mut Client) -> String {
+    let reply = client
+        .request(b"QSHOW search_path")
+        .unwrap_or_else(|e| panic!("'Q' SHOW search_path: {e:?}"));
+    assert_eq!(reply.first(), Some(&b'Q'), "reply {reply:?}");
+    String::from_utf8(reply[1..].to_vec()).expect("UTF-8")
+}
+
+/// The same from a standby backend, through the C API.
+fn standby_search_path(conninfo: &str) -> Result<String, String> {
+    pair().standby.sql_many(&[
+        "\\set VERBOSITY verbose",
+        &format!(
+            "SET netbuf_kit.conninfo = {}",
+            netbuf_testkit::sql_literal(conninfo)
+        ),
+        // The reply is 'Q' + the value.
+        "SELECT substr(convert_from(netbuf_test.request(current_setting('netbuf_kit.conninfo'), \
+         convert_to('QSHOW search_path', 'UTF8')), 'UTF8'), 2)",
+    ])
+}
+
+/// What every channel's serving backend must run with, whatever the role,
+/// the database, the connection string or the environment say.
+const SECURE: &str = "pg_catalog,pg_temp";
+
+/// Issue 12: search_path is secured by the startup packet (libpq's
+/// `options`, merged with the user's, netbuf's setting last), not by a
+/// query of its own.  A role default (`ALTER ROLE ... SET`, the hostile
+/// role's), a database default and the connection string's own
+/// `-c search_path=` all lose to it, from the Rust API and from a standby
+/// backend.
+#[test]
+fn startup_search_path_beats_role_database_and_conninfo_settings() {
+    let p = pair();
+    if p.primary
+        .must("SELECT count(*) FROM pg_database WHERE datname = 'nb_evil_db'")
+        == "0"
+    {
+        p.primary.must("CREATE DATABASE nb_evil_db");
+        p.primary
+            .sql_in("nb_evil_db", &["CREATE EXTENSION netbuf"])
+            .expect("netbuf in nb_evil_db");
+        p.primary
+            .must("ALTER DATABASE nb_evil_db SET search_path = evil, public");
+    }
+    let hostile = p.primary.conninfo_db("postgres", HOSTILE_ROLE);
+    // A role without defaults of its own: the database's apply.
+    let evil_db = p.primary.conninfo_db("nb_evil_db", "postgres");
+    // The role's and the database's defaults are in force for others.
+    assert_eq!(
+        p.primary
+            .sql_in("nb_evil_db", &["SHOW search_path"])
+            .unwrap(),
+        "evil, public"
+    );
+    for (what, conninfo) in [
+        ("role default", hostile.clone()),
+        ("database default", evil_db),
+        (
+            "conninfo options",
+            format!("{hostile} options='-c search_path=evil,public'"),
+        ),
+        (
+            "conninfo options, long form and escapes",
+            format!(r"{hostile} options='--search_path=evil -c application_name=a\\ b'"),
+        ),
+    ] {
+        let mut client =
+            Client::connect(&conninfo).unwrap_or_else(|e| panic!("{what}: Rust channel: {e:?}"));
+        assert_eq!(serving_search_path(&mut client), SECURE, "{what}: Rust API");
+        client.close();
+        assert_eq!(
+            standby_search_path(&conninfo)
+                .unwrap_or_else(|e| panic!("{what}: standby channel: {e}")),
+            SECURE,
+            "{what}: standby backend"
+        );
+    }
+    // The user's other options still apply.
+    let mut client = Client::connect(&format!(
+        r"{hostile} application_name=nb_opts options='-c work_mem=1234kB'"
+    ))
+    .expect("connect");
+    let reply = client.request(b"QSHOW work_mem").expect("'Q'");
+    assert_eq!(reply, b"Q1234kB");
+    client.close();
+    assert!(
+        !p.primary.log_text().contains(HIJACKED),
+        "a trap fired on the primary:\n{}",
+        p.primary.log_tail()
+    );
+}
+
+/// A connection whose options cannot be applied fails with the server's
+/// error: there is no quiet fallback to a session that never secured its
+/// search_path.  And options whose last backslash would escape netbuf's
+/// setting are refused before connecting.
+#[test]
+fn broken_startup_options_are_an_error_not_silence() {
+    let p = pair();
+    let base = p.primary.conninfo();
+    // "-c" with nothing after it but netbuf's option: the server refuses
+    // the connection ("-c -c requires a value" or the like).
+    let dangling = format!("{base} options=-c application_name=nb_dangling");
+    let e = Client::connect(&dangling)
+        .err()
+        .expect("a dangling -c must fail");
+    assert!(
+        matches!(e, Error::Connect(_)) && e.to_string().contains("-c"),
+        "{e:?}"
+    );
+    let e = standby_search_path(&dangling).expect_err("from the standby too");
+    assert!(e.contains("-c"), "{e}");
+    let e = Client::connect(&format!(r"{base} options='-c x.y=\\'"))
+        .err()
+        .expect("a trailing backslash must be refused");
+    assert!(
+        matches!(e, Error::InvalidConninfo(_)) && e.to_string().contains("backslash"),
+        "{e:?}"
+    );
+    p.primary.assert_no_crash();
+}
+
+/// PGOPTIONS is libpq's `options` when the string has none, and a service
+/// entry's `options` come before PGOPTIONS: both merged, and netbuf's
+/// search_path still wins.  Run in a child process (the test binary again,
+/// this test alone) so that no other test sees the variables.
+#[test]
+fn pgoptions_and_service_search_path_lose_to_netbufs() {
+    let services = certificates().dir.join("nb_services.conf");
+    fs::write(
+        &services,
+        "[nb_evil]\noptions=-c search_path=evil,public -c work_mem=3456kB\n",
+    )
+    .expect("writing the service file");
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "pgoptions_child",
+            "--test-threads=1",
+        ])
+        .env("PGOPTIONS", "-c search_path=evil,public -c work_mem=2345kB")
+        .env("PGSERVICEFILE", &services)
+        .env(
+            "NETBUF_TEST_HOSTILE_CONNINFO",
+            pair().primary.conninfo_db("postgres", HOSTILE_ROLE),
+        )
+        .output()
+        .expect("running the test binary");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child: {text}"
+    );
+}
+
+#[test]
+#[ignore = "run by pgoptions_and_service_search_path_lose_to_netbufs"]
+fn pgoptions_child() {
+    assert!(
+        std::env::var("PGOPTIONS").is_ok_and(|v| v.contains("evil")),
+        "PGOPTIONS is not set: run through pgoptions_and_service_search_path_lose_to_netbufs"
+    );
+    let hostile = std::env::var("NETBUF_TEST_HOSTILE_CONNINFO").expect("the parent's conninfo");
+    let mut client = Client::connect(&hostile).expect("connect");
+    assert_eq!(serving_search_path(&mut client), SECURE);
+    // PGOPTIONS did reach the server: its other setting applies.
+    assert_eq!(client.request(b"QSHOW work_mem").unwrap(), b"Q2345kB");
+    client.close();
+    // A service entry's options win over PGOPTIONS, and lose to netbuf's.
+    let mut client = Client::connect(&format!("service=nb_evil {hostile}")).expect("connect");
+    assert_eq!(serving_search_path(&mut client), SECURE);
+    assert_eq!(client.request(b"QSHOW work_mem").unwrap(), b"Q3456kB");
+    client.close();
+}

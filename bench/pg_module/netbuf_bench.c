@@ -181,10 +181,17 @@ pq_expect(PGconn *conn, PGresult *res, ExecStatusType want, const char *what)
 						res ? PQresultErrorMessage(res) : PQerrorMessage(conn))));
 }
 
+/*
+ * PQconnectdb, or with channel_options the way netbuf_connect connects: the
+ * whole conninfo expanded as dbname, then libpq's options carrying a secure
+ * search_path (the benchmark's conninfo has no options of its own to merge).
+ */
 static PGconn *
-pq_connect(const char *conninfo)
+pq_connect_with(const char *conninfo, bool channel_options)
 {
-	PGconn	   *conn = PQconnectdb(conninfo);
+	const char *const keys[] = {"dbname", "options", NULL};
+	const char *const vals[] = {conninfo, "-c search_path=pg_catalog,pg_temp", NULL};
+	PGconn	   *conn = channel_options ? PQconnectdbParams(keys, vals, 1) : PQconnectdb(conninfo);
 
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
@@ -194,6 +201,12 @@ pq_connect(const char *conninfo)
 		ereport(ERROR, (errmsg("netbuf_bench: could not connect: %s", msg)));
 	}
 	return conn;
+}
+
+static PGconn *
+pq_connect(const char *conninfo)
+{
+	return pq_connect_with(conninfo, false);
 }
 
 static void
@@ -246,9 +259,7 @@ bench_open(Bench *b, const char *conninfo)
 		case KIND_LIBPQ:
 		case KIND_LIBPQ_SEED:
 			/* What netbuf_connect does, hand-written. */
-			b->pq = pq_connect(conninfo);
-			pq_exec(b->pq, "SELECT pg_catalog.set_config('search_path', '', false)",
-					PGRES_TUPLES_OK);
+			b->pq = pq_connect_with(conninfo, true);
 			pq_exec(b->pq, "CALL netbuf.serve()", PGRES_COPY_BOTH);
 			break;
 		case KIND_SELECT:
@@ -460,8 +471,8 @@ netbuf_bench_run(PG_FUNCTION_ARGS)
 
 /*
  * connect(kind, conninfo, n): n timed connections after a warm-up, each
- * closed again.  netbuf: netbuf_connect (connect, secure search_path,
- * CALL netbuf.serve()) + netbuf_disconnect.  bare: PQconnectdb + SELECT 1
+ * closed again.  netbuf: netbuf_connect (connect with search_path secured
+ * by the startup packet, CALL netbuf.serve()) + netbuf_disconnect.  bare: PQconnectdb + SELECT 1
  * + PQfinish.
  */
 PG_FUNCTION_INFO_V1(netbuf_bench_connect);

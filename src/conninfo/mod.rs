@@ -39,6 +39,45 @@ pub(crate) struct ConnectParams {
     /// The password and sslpassword the string or its service entry set,
     /// for [`ConnectParams::redact`].
     secrets: Vec<String>,
+    /// search_path is secured by the startup packet (`options`, last key):
+    /// no query of its own.  False only for an LDAP service entry, whose
+    /// `options` libpq alone can know (and which a set `options` key would
+    /// silently replace): then a query secures it after connecting.
+    pub(crate) search_path_in_startup: bool,
+}
+
+/// The search_path of every channel's serving backend: only the catalog,
+/// and the session's own temporary schema last (so that no temporary
+/// object can shadow a catalog one).  Set through the startup packet, it is
+/// a client-supplied setting (PGC_S_CLIENT), which outranks any
+/// `ALTER ROLE/DATABASE ... SET search_path` (PGC_S_DATABASE_USER and
+/// below): a role default cannot override it.
+pub(crate) const SECURE_SEARCH_PATH: &str = "pg_catalog,pg_temp";
+
+/// Appends netbuf's `-c search_path=` to the command-line options the
+/// connection would otherwise send (the string's, else its service
+/// entry's, else PGOPTIONS, as libpq picks them).  netbuf's comes last so
+/// that it wins over any search_path among them; the backend splits the
+/// options at unescaped whitespace (pg_split_opts), so an odd number of
+/// backslashes at the end of the user's options would glue netbuf's
+/// setting to their last word: refused rather than sent.
+fn secure_options(user: Option<&str>) -> Result<String> {
+    let secure = format!("-c search_path={SECURE_SEARCH_PATH}");
+    let user = user.unwrap_or("");
+    let trailing = user.bytes().rev().take_while(|&b| b == b'\\').count();
+    if trailing % 2 == 1 {
+        return Err(Error::InvalidConninfo(
+            "the connection's \"options\" end with an unescaped backslash, which would escape \
+             the option netbuf appends to secure search_path: remove it, or write \\\\ for a \
+             backslash"
+                .into(),
+        ));
+    }
+    Ok(if user.bytes().all(is_space) {
+        secure
+    } else {
+        format!("{user} {secure}")
+    })
 }
 
 /// A channel can sit idle for days, or wait on a slow handler, and must
@@ -131,6 +170,9 @@ pub(crate) struct Environment {
     /// PGDATABASE is set (libpq uses it, even empty, before any default).
     pub(crate) pgdatabase: bool,
     pub(crate) pgconnect_timeout: Option<String>,
+    /// PGOPTIONS: libpq's `options` when neither the string nor the
+    /// service entry sets them.
+    pub(crate) pgoptions: Option<String>,
     pub(crate) pgservice: Option<String>,
     pub(crate) pgservicefile: Option<PathBuf>,
     pub(crate) pgsysconfdir: Option<PathBuf>,
@@ -148,6 +190,7 @@ impl Environment {
         Environment {
             pgdatabase: std::env::var_os("PGDATABASE").is_some(),
             pgconnect_timeout: std::env::var("PGCONNECT_TIMEOUT").ok(),
+            pgoptions: std::env::var("PGOPTIONS").ok(),
             pgservice: std::env::var("PGSERVICE").ok(),
             pgservicefile: path("PGSERVICEFILE"),
             pgsysconfdir: path("PGSYSCONFDIR"),
@@ -258,6 +301,14 @@ impl ConnectParams {
                 values.push(cstring(&value.to_string(), key)?);
             }
         }
+        // Last, so that it replaces the options libpq would otherwise take
+        // from the string, the service entry or PGOPTIONS (merged here).
+        let search_path_in_startup = service != service::Entry::Opaque;
+        if search_path_in_startup {
+            let user = setting("options").or_else(|| env.pgoptions.clone());
+            keys.push(c"options".to_owned());
+            values.push(cstring(&secure_options(user.as_deref())?, "options")?);
+        }
         let secrets = ["password", "sslpassword"]
             .into_iter()
             .filter_map(setting)
@@ -268,6 +319,7 @@ impl ConnectParams {
             values,
             connect_timeout,
             secrets,
+            search_path_in_startup,
         })
     }
 
@@ -395,6 +447,76 @@ mod tests {
         };
         let p = ConnectParams::with_environment("host=x", &env).unwrap();
         assert_eq!(p.connect_timeout, Some(Duration::from_secs(9)));
+    }
+
+    #[test]
+    fn options_carry_netbuf_search_path_last() {
+        let secure = "-c search_path=pg_catalog,pg_temp";
+        // Alone when nothing else gives options; the last key, so that it
+        // replaces what libpq would take from the string.
+        let p = params("host=x").unwrap();
+        assert_eq!(value_of(&p, "options"), [secure]);
+        assert_eq!(p.keys.last().unwrap().to_str().unwrap(), "options");
+        assert!(p.search_path_in_startup);
+        // The string's own options come first, search_path among them.
+        let p = params(r"host=x options='-c search_path=evil -c work_mem=8MB'").unwrap();
+        assert_eq!(
+            value_of(&p, "options"),
+            [format!("-c search_path=evil -c work_mem=8MB {secure}")]
+        );
+        let p = params("postgresql://h/db?options=-c%20geqo%3Doff").unwrap();
+        assert_eq!(value_of(&p, "options"), [format!("-c geqo=off {secure}")]);
+        // Escaped spaces and backslashes stay as the user wrote them
+        // (after libpq's own unquoting: \\ in a quoted value is \).
+        let p = params(r"host=x options='-c application_name=a\\ b -c x.y=\\\\'").unwrap();
+        assert_eq!(
+            value_of(&p, "options"),
+            [format!(r"-c application_name=a\ b -c x.y=\\ {secure}")]
+        );
+        // An odd backslash at the end would escape netbuf's space.
+        let e = params(r"host=x options='-c x.y=a\\'").err().unwrap();
+        assert!(e.to_string().contains("backslash"), "{e}");
+        // PGOPTIONS applies when the string is silent, not when it speaks.
+        let env = Environment {
+            pgoptions: Some("-c search_path=evil".into()),
+            ..no_env()
+        };
+        let p = ConnectParams::with_environment("host=x", &env).unwrap();
+        assert_eq!(
+            value_of(&p, "options"),
+            [format!("-c search_path=evil {secure}")]
+        );
+        let p = ConnectParams::with_environment("host=x options=-cgeqo=off", &env).unwrap();
+        assert_eq!(value_of(&p, "options"), [format!("-cgeqo=off {secure}")]);
+        let p = ConnectParams::with_environment("host=x options=''", &env).unwrap();
+        assert_eq!(value_of(&p, "options"), [secure]);
+    }
+
+    #[test]
+    fn service_options_are_merged_and_ldap_falls_back_to_a_query() {
+        let dir = TempDir::new();
+        let file = dir.write(
+            "services.conf",
+            "[opts]\noptions=-c search_path=evil\n[ldap]\nldap://ldap.invalid/dc=x?y\n",
+        );
+        let env = Environment {
+            pgservicefile: Some(file),
+            pgoptions: Some("-c geqo=off".into()),
+            ..no_env()
+        };
+        let secure = "-c search_path=pg_catalog,pg_temp";
+        // The service's options beat PGOPTIONS, as in libpq.
+        let p = ConnectParams::with_environment("service=opts", &env).unwrap();
+        assert_eq!(
+            value_of(&p, "options"),
+            [format!("-c search_path=evil {secure}")]
+        );
+        let p = ConnectParams::with_environment("service=opts options=-cx.y=1", &env).unwrap();
+        assert_eq!(value_of(&p, "options"), [format!("-cx.y=1 {secure}")]);
+        // An LDAP entry's options are libpq's to know: not replaced.
+        let p = ConnectParams::with_environment("service=ldap", &env).unwrap();
+        assert!(value_of(&p, "options").is_empty());
+        assert!(!p.search_path_in_startup);
     }
 
     /// libpq's verdict on a string: parses or not.
