@@ -6,7 +6,7 @@
 //! CPU 1), then measures over TCP loopback with 16 B echo requests:
 //!
 //! - channels: 1, 2, 4, ... 256 `netbuf::Client`s, one thread each, all
-//!   sending at once for a timed window; strict (one request in flight per
+//!   sending at once for a timed window, in 3 rounds (medians); strict (one request in flight per
 //!   channel) and depth 8 (8 queued, then their 8 replies); aggregate
 //!   msgs/s, p50/p99 of the round trip (depth 8: of the batch), the
 //!   serving backends' CPU per message.  The baseline: as many libpq
@@ -26,9 +26,11 @@
 //! bench-results/scaling-<UTC time>.txt and .csv (for bench/report's plots);
 //! exits 1 if a target is not met.
 //!
-//! Environment: BENCH_QUICK=1 (shorter windows), SCALE_WINDOW_MS (per
-//! point, default 1500), SCALE_CHANNELS ("1 2 4 8 16 32 64 128 256"),
-//! SCALE_STANDBY ("1 2 4 8 16 32 64"), SCALE_STORM (100), BENCH_PIN.
+//! Environment: BENCH_QUICK=1 (one round of 0.5 s), SCALE_ROUNDS (passes
+//! over the channel counts, default 3; figures are medians),
+//! SCALE_WINDOW_MS (per point and round, default 800), SCALE_CHANNELS
+//! ("1 2 4 8 16 32 64 128 256"), SCALE_STANDBY ("1 2 4 8 16 32 64"),
+//! SCALE_STORM (100), BENCH_PIN.
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::fmt::Write as _;
@@ -52,7 +54,7 @@ const MAX_CONNECTIONS: usize = 300;
 /// Round trips on each channel before its memory is read.
 const WARM_UP: usize = 1000;
 /// Channels (and connections) whose memory is read.
-const MEMORY_SAMPLES: usize = 8;
+const MEMORY_SAMPLES: usize = 16;
 /// Application name of the driver's channels, to find their backends.
 const TAG: &str = "netbuf_scale";
 
@@ -68,6 +70,8 @@ enum Pin {
 struct Config {
     pin: Pin,
     window: Duration,
+    /// Passes over the channel counts; figures are medians over them.
+    rounds: usize,
     channels: Vec<usize>,
     standby: Vec<usize>,
     storm: usize,
@@ -104,7 +108,16 @@ impl Config {
                 v.parse()
                     .unwrap_or_else(|_| panic!("SCALE_WINDOW_MS: expected ms, got {v:?}"))
             })
-            .unwrap_or(if quick { 600 } else { 1500 });
+            .unwrap_or(if quick { 500 } else { 800 });
+        let rounds: usize = std::env::var("SCALE_ROUNDS")
+            .ok()
+            .map(|v| {
+                v.parse()
+                    .ok()
+                    .filter(|&r| r >= 1)
+                    .unwrap_or_else(|| panic!("SCALE_ROUNDS: {v:?} is not a count >= 1"))
+            })
+            .unwrap_or(if quick { 1 } else { 3 });
         let storm = std::env::var("SCALE_STORM")
             .ok()
             .map(|v| {
@@ -117,6 +130,7 @@ impl Config {
         Config {
             pin,
             window: Duration::from_millis(window_ms.max(100)),
+            rounds,
             channels: counts("SCALE_CHANNELS", "1 2 4 8 16 32 64 128 256", 256),
             standby: counts("SCALE_STANDBY", "1 2 4 8 16 32 64", 64),
             storm,
@@ -172,6 +186,10 @@ struct Point {
     p99: f64,
     /// CPU time of the serving backends per message, us.
     server_cpu_us: Option<f64>,
+    /// CPU time of the client side per message, us (driver's threads).
+    client_cpu_us: Option<f64>,
+    /// How busy the primary's CPU was, percent (every process on it).
+    primary_busy: Option<f64>,
 }
 
 /// p50 and p99 (nearest rank, as examples/bench.rs) of latencies in us.
@@ -198,17 +216,66 @@ trait Echo: Send {
 
 /// Runs `endpoints` at once for cfg.window, one thread each, `depth`
 /// requests in flight per thread.
-/// Returns msgs/s, p50 and p99 (us), and the backends' CPU us per message.
+/// CPU time of this whole process (every thread), ns.
+fn own_cpu_ns() -> u64 {
+    // SAFETY: rusage is plain data that getrusage fills in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: valid pointer to a rusage.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        panic!("getrusage: {}", std::io::Error::last_os_error());
+    }
+    let ns = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    ns(ru.ru_utime) + ns(ru.ru_stime)
+}
+
+/// Busy and total jiffies of one CPU (`cpuN` in /proc/stat), or of all
+/// (`cpu`) when `cpu` is None.  Busy counts every process's time, the
+/// other workers' of a shared machine too, and the hypervisor's steal.
+fn cpu_jiffies(cpu: Option<usize>) -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let name = cpu.map_or("cpu".to_owned(), |c| format!("cpu{c}"));
+    let Some(line) = stat
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name.as_str()))
+    else {
+        return (0, 0);
+    };
+    // user nice system idle iowait irq softirq steal ...
+    let v: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .take(8)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let total: u64 = v.iter().sum();
+    let idle = v.get(3).copied().unwrap_or(0) + v.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+/// What one point measured.
+struct Measured {
+    msgs_per_s: f64,
+    p50: f64,
+    p99: f64,
+    /// The backends' CPU per message, us.
+    server_cpu_us: f64,
+    /// This driver's CPU per message (every thread), us.
+    client_cpu_us: f64,
+    /// How busy the primary's CPU was (every process), percent.
+    primary_cpu_busy: f64,
+}
+
 fn sweep_point<E: Echo>(
     endpoints: &mut [E],
     depth: usize,
     window: Duration,
-) -> (f64, f64, f64, f64) {
+    server_cpu: Option<usize>,
+) -> Measured {
     let n = endpoints.len();
     let barrier = Barrier::new(n + 1);
     let stop = AtomicBool::new(false);
     let pids: Vec<libc::pid_t> = endpoints.iter().map(Echo::backend_pid).collect();
-    let (runs, start, cpu0, cpu1) = std::thread::scope(|s| {
+    let (runs, start, cpu, own, busy) = std::thread::scope(|s| {
         let handles: Vec<_> = endpoints
             .iter_mut()
             .map(|e| {
@@ -238,6 +305,8 @@ fn sweep_point<E: Echo>(
             .collect();
         let cpu0: u64 = pids.iter().filter_map(|&p| cpu_ns(p)).sum();
         barrier.wait();
+        let own0 = own_cpu_ns();
+        let jiffies0 = cpu_jiffies(server_cpu);
         let start = Instant::now();
         std::thread::sleep(window);
         stop.store(true, Ordering::Relaxed);
@@ -245,17 +314,34 @@ fn sweep_point<E: Echo>(
             .into_iter()
             .map(|h| h.join().expect("a sending thread panicked"))
             .collect();
+        let own1 = own_cpu_ns();
+        let jiffies1 = cpu_jiffies(server_cpu);
         let cpu1: u64 = pids.iter().filter_map(|&p| cpu_ns(p)).sum();
-        (runs, start, cpu0, cpu1)
+        let busy = (jiffies1.0 - jiffies0.0) as f64 / (jiffies1.1 - jiffies0.1).max(1) as f64;
+        (
+            runs,
+            start,
+            cpu1.saturating_sub(cpu0),
+            own1 - own0,
+            busy * 100.0,
+        )
     });
     let end = runs.iter().map(|r| r.end).max().expect("a thread");
     let messages: usize = runs.iter().map(|r| r.messages).sum();
     let mut lat: Vec<f64> = runs.into_iter().flat_map(|r| r.lat_us).collect();
     let (p50, p99) = percentiles(&mut lat);
     let wall = (end - start).as_secs_f64();
-    // The warm-up round trips ran before cpu0 was read, outside the window.
-    let cpu_us = cpu1.saturating_sub(cpu0) as f64 / 1e3;
-    (messages as f64 / wall, p50, p99, cpu_us / messages as f64)
+    // The warm-up round trips ran before the barrier, outside the window
+    // (the threads' start-up before it may leak into the backends' CPU).
+    let per_msg = |ns: u64| ns as f64 / 1e3 / messages as f64;
+    Measured {
+        msgs_per_s: messages as f64 / wall,
+        p50,
+        p99,
+        server_cpu_us: per_msg(cpu),
+        client_cpu_us: per_msg(own),
+        primary_cpu_busy: busy,
+    }
 }
 
 // ---- netbuf channels --------------------------------------------------------
@@ -319,7 +405,11 @@ fn open_channels(pair: &Pair, conninfo: &str, tag: &str, n: usize) -> Vec<Channe
         .lines()
         .map(|l| l.trim().parse().expect("a pid"))
         .collect();
-    assert_eq!(pids.len(), n, "serving backends of the {n} channels tagged {tag}");
+    assert_eq!(
+        pids.len(),
+        n,
+        "serving backends of the {n} channels tagged {tag}"
+    );
     clients
         .into_iter()
         .zip(pids)
@@ -354,7 +444,13 @@ impl PqConn {
         }
         // SAFETY: live PGconn, valid C strings, no parameter types given.
         let res = unsafe {
-            pq::PQprepare(conn.0, STMT.as_ptr(), c"SELECT $1::bytea".as_ptr(), 1, std::ptr::null())
+            pq::PQprepare(
+                conn.0,
+                STMT.as_ptr(),
+                c"SELECT $1::bytea".as_ptr(),
+                1,
+                std::ptr::null(),
+            )
         };
         conn.check(res, pq::ExecStatusType::PGRES_COMMAND_OK, "PREPARE");
         conn
@@ -380,12 +476,20 @@ impl PqConn {
 
     fn enter_pipeline(&mut self) {
         // SAFETY: live PGconn, idle.
-        assert!(unsafe { pq::PQenterPipelineMode(self.0) } == 1, "pipeline mode: {}", self.error());
+        assert!(
+            unsafe { pq::PQenterPipelineMode(self.0) } == 1,
+            "pipeline mode: {}",
+            self.error()
+        );
     }
 
     fn exit_pipeline(&mut self) {
         // SAFETY: live PGconn with every result consumed.
-        assert!(unsafe { pq::PQexitPipelineMode(self.0) } == 1, "pipeline mode: {}", self.error());
+        assert!(
+            unsafe { pq::PQexitPipelineMode(self.0) } == 1,
+            "pipeline mode: {}",
+            self.error()
+        );
     }
 }
 
@@ -406,18 +510,24 @@ impl Echo for PqConn {
         if depth == 1 {
             msg[1..5].copy_from_slice(&seq.to_be_bytes());
             // SAFETY: live PGconn; one binary parameter of len bytes.
-            let res = unsafe { pq::PQexecPrepared(self.0, STMT.as_ptr(), 1, &value, &len, &fmt, 1) };
+            let res =
+                unsafe { pq::PQexecPrepared(self.0, STMT.as_ptr(), 1, &value, &len, &fmt, 1) };
             self.check(res, pq::ExecStatusType::PGRES_TUPLES_OK, "SELECT");
             return;
         }
         for i in 0..depth {
             msg[1..5].copy_from_slice(&seq.wrapping_add(i as u32).to_be_bytes());
             // SAFETY: as above; libpq copies the parameter before returning.
-            let sent = unsafe { pq::PQsendQueryPrepared(self.0, STMT.as_ptr(), 1, &value, &len, &fmt, 1) };
+            let sent =
+                unsafe { pq::PQsendQueryPrepared(self.0, STMT.as_ptr(), 1, &value, &len, &fmt, 1) };
             assert!(sent == 1, "PQsendQueryPrepared: {}", self.error());
         }
         // SAFETY: live PGconn in pipeline mode.
-        assert!(unsafe { pq::PQpipelineSync(self.0) } == 1, "sync: {}", self.error());
+        assert!(
+            unsafe { pq::PQpipelineSync(self.0) } == 1,
+            "sync: {}",
+            self.error()
+        );
         for _ in 0..depth {
             // SAFETY: live PGconn.
             let res = unsafe { pq::PQgetResult(self.0) };
@@ -429,7 +539,11 @@ impl Echo for PqConn {
         }
         // SAFETY: live PGconn.
         let res = unsafe { pq::PQgetResult(self.0) };
-        self.check(res, pq::ExecStatusType::PGRES_PIPELINE_SYNC, "pipeline sync");
+        self.check(
+            res,
+            pq::ExecStatusType::PGRES_PIPELINE_SYNC,
+            "pipeline sync",
+        );
     }
 
     fn backend_pid(&self) -> libc::pid_t {
@@ -440,6 +554,9 @@ impl Echo for PqConn {
 
 // ---- the sweeps ---------------------------------------------------------------
 
+/// Every count of cfg.channels at depth 1, then at DEPTH, in cfg.rounds
+/// rounds (ascending, then descending, so that no count always follows the
+/// same one); each figure is the median over the rounds.
 fn channel_sweep<E: Echo>(
     kind: Kind,
     endpoints: &mut [E],
@@ -449,18 +566,40 @@ fn channel_sweep<E: Echo>(
 ) {
     for depth in [1, DEPTH] {
         mode(endpoints, depth);
-        for &n in &cfg.channels {
-            eprint!("\rnetbuf scaling: {} depth {depth}, {n} channels    ", kind.name());
-            let (msgs_per_s, p50, p99, cpu_us) =
-                sweep_point(&mut endpoints[..n], depth, cfg.window);
+        let mut runs: Vec<Vec<Measured>> = cfg.channels.iter().map(|_| Vec::new()).collect();
+        for round in 0..cfg.rounds {
+            let mut order: Vec<usize> = (0..cfg.channels.len()).collect();
+            if round % 2 == 1 {
+                order.reverse();
+            }
+            for i in order {
+                let n = cfg.channels[i];
+                eprint!(
+                    "\rnetbuf scaling: {} depth {depth}, round {}/{}, {n} channels    ",
+                    kind.name(),
+                    round + 1,
+                    cfg.rounds
+                );
+                runs[i].push(sweep_point(
+                    &mut endpoints[..n],
+                    depth,
+                    cfg.window,
+                    cfg.server_cpu(),
+                ));
+            }
+        }
+        for (&n, m) in cfg.channels.iter().zip(&runs) {
+            let med = |f: fn(&Measured) -> f64| median(m.iter().map(f).collect());
             points.push(Point {
                 kind,
                 depth,
                 channels: n,
-                msgs_per_s,
-                p50,
-                p99,
-                server_cpu_us: Some(cpu_us),
+                msgs_per_s: med(|m| m.msgs_per_s),
+                p50: med(|m| m.p50),
+                p99: med(|m| m.p99),
+                server_cpu_us: Some(med(|m| m.server_cpu_us)),
+                client_cpu_us: Some(med(|m| m.client_cpu_us)),
+                primary_busy: Some(med(|m| m.primary_cpu_busy)),
             });
         }
     }
@@ -504,15 +643,22 @@ fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Po
             String::from_utf8_lossy(&out.stderr),
             pair.standby.log_tail()
         );
-        let line = stdout.lines().find(|l| l.contains('{')).expect("run()'s row");
+        let line = stdout
+            .lines()
+            .find(|l| l.contains('{'))
+            .expect("run()'s row");
         let mut f = line.splitn(4, '|');
         let num = |v: Option<&str>| -> f64 {
             let v = v.unwrap_or("").trim();
-            v.parse().unwrap_or_else(|_| panic!("expected a number, got {v:?} in {line}"))
+            v.parse()
+                .unwrap_or_else(|_| panic!("expected a number, got {v:?} in {line}"))
         };
         let end = num(f.next());
         let wall_s = num(f.next()) / 1e6;
-        cpu_us += f.next().and_then(|v| v.trim().parse::<f64>().ok()).unwrap_or(f64::NAN);
+        cpu_us += f
+            .next()
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .unwrap_or(f64::NAN);
         let l: Vec<f64> = f
             .next()
             .unwrap_or("")
@@ -535,6 +681,8 @@ fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Po
         p50,
         p99,
         server_cpu_us: cpu_us.is_finite().then(|| cpu_us / messages as f64),
+        client_cpu_us: None,
+        primary_busy: None,
     }
 }
 
@@ -544,7 +692,8 @@ fn standby_sweep(pair: &Pair, conninfo: &str, cfg: &Config, points: &mut Vec<Poi
     let mut rate = 20_000.0;
     for &n in &cfg.standby {
         eprint!("\rnetbuf scaling: standby backends, {n} sessions    ");
-        let iterations = ((rate * cfg.window.as_secs_f64() / n as f64) as usize).clamp(50, 200_000);
+        let span = cfg.window.as_secs_f64() * cfg.rounds.min(2) as f64;
+        let iterations = ((rate * span / n as f64) as usize).clamp(50, 200_000);
         let p = standby_point(pair, conninfo, n, iterations);
         rate = p.msgs_per_s;
         points.push(p);
@@ -561,6 +710,10 @@ struct Mem {
     pss: f64,
     /// Private_Clean + Private_Dirty: what the process alone holds.
     private: f64,
+    /// PSS of anonymous memory, of mapped files (code), of shared memory.
+    pss_anon: f64,
+    pss_file: f64,
+    pss_shmem: f64,
 }
 
 fn smaps_rollup(pid: libc::pid_t) -> Mem {
@@ -576,21 +729,32 @@ fn smaps_rollup(pid: libc::pid_t) -> Mem {
         rss: field("Rss"),
         pss: field("Pss"),
         private: field("Private_Clean") + field("Private_Dirty"),
+        pss_anon: field("Pss_Anon"),
+        pss_file: field("Pss_File"),
+        pss_shmem: field("Pss_Shmem"),
     }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(f64::total_cmp);
     let n = v.len();
-    if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
 }
 
 fn median_mem(pids: &[libc::pid_t]) -> Mem {
     let m: Vec<Mem> = pids.iter().map(|&p| smaps_rollup(p)).collect();
+    let med = |f: fn(&Mem) -> f64| median(m.iter().map(f).collect());
     Mem {
-        rss: median(m.iter().map(|m| m.rss).collect()),
-        pss: median(m.iter().map(|m| m.pss).collect()),
-        private: median(m.iter().map(|m| m.private).collect()),
+        rss: med(|m| m.rss),
+        pss: med(|m| m.pss),
+        private: med(|m| m.private),
+        pss_anon: med(|m| m.pss_anon),
+        pss_file: med(|m| m.pss_file),
+        pss_shmem: med(|m| m.pss_shmem),
     }
 }
 
@@ -635,7 +799,7 @@ fn storm(conninfo: &str, n: usize, netbuf: bool) -> Storm {
                 let barrier = &barrier;
                 s.spawn(move || {
                     barrier.wait();
-                    let done = if netbuf {
+                    if netbuf {
                         let client = Client::connect(conninfo)
                             .unwrap_or_else(|e| panic!("storm: connect: {e}"));
                         let mut ch = Channel {
@@ -649,8 +813,7 @@ fn storm(conninfo: &str, n: usize, netbuf: bool) -> Storm {
                         let mut c = PqConn::connect(conninfo);
                         c.round_trip(0, 1);
                         Instant::now()
-                    };
-                    done
+                    }
                 })
             })
             .collect();
@@ -715,7 +878,10 @@ fn machine() -> String {
         .unwrap_or("?")
         .trim()
         .to_owned();
-    let cpus = cpuinfo.lines().filter(|l| l.starts_with("processor")).count();
+    let cpus = cpuinfo
+        .lines()
+        .filter(|l| l.starts_with("processor"))
+        .count();
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
     format!("{cpus} x {model}, Linux {}", kernel.trim())
 }
@@ -737,32 +903,46 @@ impl Report {
     fn points(&mut self, title: &str, section: &str, points: &[Point]) {
         let _ = writeln!(
             self.text,
-            "\n{title}\n{:<25} {:>5} {:>5} {:>10} {:>9} {:>9} {:>10}",
-            "kind", "depth", "chans", "msgs/s", "p50 us", "p99 us", "srv us/msg"
+            "\n{title}\n{:<25} {:>5} {:>5} {:>10} {:>9} {:>9} {:>7} {:>7} {:>6} {:>6}",
+            "kind",
+            "depth",
+            "chans",
+            "msgs/s",
+            "p50 us",
+            "p99 us",
+            "srv us",
+            "cli us",
+            "srv %",
+            "busy %"
         );
+        let opt = |v: Option<f64>, prec: usize| v.map_or("-".into(), |c| format!("{c:.prec$}"));
         for p in points {
-            let cpu = p.server_cpu_us.map_or("-".into(), |c| format!("{c:.2}"));
             let _ = writeln!(
                 self.text,
-                "{:<25} {:>5} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>10}",
+                "{:<25} {:>5} {:>5} {:>10.0} {:>9.1} {:>9.1} {:>7} {:>7} {:>6} {:>6}",
                 p.kind.label(),
                 p.depth,
                 p.channels,
                 p.msgs_per_s,
                 p.p50,
                 p.p99,
-                cpu
+                opt(p.server_cpu_us, 2),
+                opt(p.client_cpu_us, 2),
+                opt(p.server_cpu_us.map(|c| c * p.msgs_per_s / 1e4), 0),
+                opt(p.primary_busy, 0)
             );
             let _ = writeln!(
                 self.csv,
-                "{section},{},{},{},{:.0},{:.1},{:.1},{}",
+                "{section},{},{},{},{:.0},{:.1},{:.1},{},{},{}",
                 p.kind.name(),
                 p.depth,
                 p.channels,
                 p.msgs_per_s,
                 p.p50,
                 p.p99,
-                p.server_cpu_us.map_or(String::new(), |c| format!("{c:.3}"))
+                opt(p.server_cpu_us, 3).replace('-', ""),
+                opt(p.client_cpu_us, 3).replace('-', ""),
+                opt(p.primary_busy, 1).replace('-', "")
             );
         }
     }
@@ -773,7 +953,9 @@ impl Report {
             .iter()
             .filter(|p| p.kind == kind && p.depth == depth)
             .collect();
-        let peak = of.iter().max_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
+        let peak = of
+            .iter()
+            .max_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
         let at256 = of.iter().find(|p| p.channels == 256);
         match (peak, at256) {
             (Some(peak), Some(at)) => {
@@ -884,15 +1066,18 @@ fn main() -> ExitCode {
     // ---- the report ----
     let mut report = Report {
         text: String::new(),
-        csv: "section,kind,depth,channels,msgs_per_s,p50_us,p99_us,server_cpu_us_per_msg\n".into(),
+        csv: "section,kind,depth,channels,msgs_per_s,p50_us,p99_us,server_cpu_us_per_msg,client_cpu_us_per_msg,primary_cpu_busy_pct\n".into(),
         targets: Vec::new(),
     };
     let _ = writeln!(
         report.text,
         "netbuf scaling: {}\nmachine: {}\nload average before: {load_before}, after: {}\nCPUs: {}\n\
-         {PAYLOAD} B echo requests over TCP loopback; {:.1} s per point; round trip = one request's \
-         (depth {DEPTH}: the batch's, from the first queue to the last reply); srv us/msg = CPU time \
-         of the primary's backends of the point per message",
+         {PAYLOAD} B echo requests over TCP loopback; channels: {} rounds of {:.1} s per point, medians over the rounds; \
+         standby backends: one run per point; round trip = one request's \
+         (depth {DEPTH}: the batch's, from the first queue to the last reply); srv us = CPU time \
+         of the point's backends on the primary per message; cli us = this driver's CPU time per message \
+         (all its threads: the client side); srv % = the point's backends' CPU time / wall time (100 = one CPU); \
+         busy % = how busy the primary's CPU was, every process on it counted (other jobs on a shared machine too)",
         date("+%Y-%m-%d %H:%M UTC"),
         machine(),
         loadavg(),
@@ -901,6 +1086,7 @@ fn main() -> ExitCode {
             Pin::Same => "everything on CPU 0",
             Pin::None => "not pinned",
         },
+        cfg.rounds,
         cfg.window.as_secs_f64()
     );
     report.points(
@@ -917,13 +1103,19 @@ fn main() -> ExitCode {
     let _ = writeln!(
         report.text,
         "\nMemory of one idle backend on the primary after {WARM_UP} round trips (median of {MEMORY_SAMPLES}, kB)\n\
-         {:<34} {:>8} {:>8} {:>8}\n\
-         {:<34} {:>8.0} {:>8.0} {:>8.0}\n\
-         {:<34} {:>8.0} {:>8.0} {:>8.0}",
-        "backend", "Rss", "Pss", "Private",
-        "netbuf serving backend (idle)", serving.rss, serving.pss, serving.private,
-        "libpq connection (idle)", idle.rss, idle.pss, idle.private
+         {:<34} {:>8} {:>8} {:>8} {:>9} {:>9} {:>9}",
+        "backend", "Rss", "Pss", "Private", "Pss_Anon", "Pss_File", "Pss_Shmem"
     );
+    for (name, m) in [
+        ("netbuf serving backend (idle)", serving),
+        ("libpq connection (idle)", idle),
+    ] {
+        let _ = writeln!(
+            report.text,
+            "{name:<34} {:>8.0} {:>8.0} {:>8.0} {:>9.0} {:>9.0} {:>9.0}",
+            m.rss, m.pss, m.private, m.pss_anon, m.pss_file, m.pss_shmem
+        );
+    }
     let _ = writeln!(
         report.text,
         "\nConnect storm: {} threads released at once, each connects and sends one request (ms since the release)\n\
@@ -931,9 +1123,15 @@ fn main() -> ExitCode {
          {:<34} {:>10.1} {:>10.1}\n\
          {:<34} {:>10.1} {:>10.1}",
         cfg.storm,
-        "kind", "all done", "p50",
-        "netbuf Client::connect + request", storm_netbuf.all_ms, storm_netbuf.p50_ms,
-        "libpq PQconnectdb + SELECT $1", storm_libpq.all_ms, storm_libpq.p50_ms
+        "kind",
+        "all done",
+        "p50",
+        "netbuf Client::connect + request",
+        storm_netbuf.all_ms,
+        storm_netbuf.p50_ms,
+        "libpq PQconnectdb + SELECT $1",
+        storm_libpq.all_ms,
+        storm_libpq.p50_ms
     );
     report.scaling_target(&points, Kind::Netbuf, 1);
     report.scaling_target(&points, Kind::Netbuf, DEPTH);
