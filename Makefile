@@ -167,3 +167,8 @@ bench: deps
 	$(MAKE) --no-print-directory install install-bench-module
 	$(MAKE) -C bench/c
 	$(CARGO) run --release --example bench
+# How netbuf scales with channels (examples/scaling.rs), then the plots
+# (bench/report: SVGs in bench-results/ and docs/img/), drawn also when a
+# scaling target fails; make still fails then.
+	$(CARGO) run --release --example scaling; status=$$?; \
+	$(CARGO) run --release -p netbuf-bench-report && exit $$status

@@ -95,7 +95,13 @@ fn newest_csv(dir: &Path, columns: &[&str]) -> Result<Option<PathBuf>> {
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
-        let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').map(str::trim).collect();
+        let header: Vec<&str> = text
+            .lines()
+            .next()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .collect();
         if !columns.iter().all(|c| header.contains(c)) {
             continue;
         }
@@ -127,7 +133,11 @@ where
         .label(label)
         .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     chart
-        .draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled())))
+        .draw_series(
+            points
+                .into_iter()
+                .map(|p| Circle::new(p, 3, color.filled())),
+        )
         .map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -211,7 +221,11 @@ fn channels_plot(csv: &Csv, out: &Path) -> Result<()> {
 /// measured at two payloads or more.  False when there is none.
 fn payload_plot(csv: &Csv, transport: &str, out: &Path) -> Result<bool> {
     let mut series: BTreeMap<(String, String), Vec<(f64, f64)>> = BTreeMap::new();
-    for row in csv.rows.iter().filter(|r| r.get("transport").is_some_and(|t| t == transport)) {
+    for row in csv
+        .rows
+        .iter()
+        .filter(|r| r.get("transport").is_some_and(|t| t == transport))
+    {
         let (Some(section), Some(name), Some(payload), Some(p50)) = (
             row.get("section"),
             row.get("row"),
@@ -259,10 +273,11 @@ fn payload_plot(csv: &Csv, transport: &str, out: &Path) -> Result<bool> {
         .configure_mesh()
         .x_desc("payload (bytes, log scale)")
         .y_desc("p50 round trip (us, log scale)")
+        // Log-scale ticks fall on powers of ten: decimal units.
         .x_label_formatter(&|x| match *x {
-            x if x >= 1048576.0 => format!("{:.0} MiB", x / 1048576.0),
-            x if x >= 1024.0 => format!("{:.0} KiB", x / 1024.0),
-            x => format!("{x:.0} B"),
+            x if x >= 1e6 => format!("{} MB", x / 1e6),
+            x if x >= 1e3 => format!("{} kB", x / 1e3),
+            x => format!("{x} B"),
         })
         .y_label_formatter(&|y| format!("{y:.0}"))
         .draw()
@@ -302,7 +317,9 @@ fn run() -> Result<()> {
     let results = args
         .next()
         .map_or_else(|| root.join("bench-results"), PathBuf::from);
-    let img = args.next().map_or_else(|| root.join("docs/img"), PathBuf::from);
+    let img = args
+        .next()
+        .map_or_else(|| root.join("docs/img"), PathBuf::from);
 
     match newest_csv(&results, SCALING_COLUMNS)? {
         Some(path) => {
