@@ -286,6 +286,9 @@ fn sweep_point<E: Echo>(
                     for i in 0..3 {
                         e.round_trip(i, depth);
                     }
+                    // Twice: once all are warm, the driver reads the CPU
+                    // times; then all start.
+                    barrier.wait();
                     barrier.wait();
                     let mut lat_us = Vec::with_capacity(4096);
                     let mut seq = 3u32;
@@ -303,10 +306,11 @@ fn sweep_point<E: Echo>(
                 })
             })
             .collect();
-        let cpu0: u64 = pids.iter().filter_map(|&p| cpu_ns(p)).sum();
         barrier.wait();
+        let cpu0: u64 = pids.iter().filter_map(|&p| cpu_ns(p)).sum();
         let own0 = own_cpu_ns();
         let jiffies0 = cpu_jiffies(server_cpu);
+        barrier.wait();
         let start = Instant::now();
         std::thread::sleep(window);
         stop.store(true, Ordering::Relaxed);
@@ -331,8 +335,7 @@ fn sweep_point<E: Echo>(
     let mut lat: Vec<f64> = runs.into_iter().flat_map(|r| r.lat_us).collect();
     let (p50, p99) = percentiles(&mut lat);
     let wall = (end - start).as_secs_f64();
-    // The warm-up round trips ran before the barrier, outside the window
-    // (the threads' start-up before it may leak into the backends' CPU).
+    // The warm-up round trips ran before the CPU times were read.
     let per_msg = |ns: u64| ns as f64 / 1e3 / messages as f64;
     Measured {
         msgs_per_s: messages as f64 / wall,

@@ -42,17 +42,11 @@ struct Csv {
 impl Csv {
     fn read(path: &Path) -> Result<Csv> {
         let text = std::fs::read_to_string(path)?;
-        let mut lines = text.lines();
-        let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
-        let rows = lines
-            .filter(|l| !l.trim().is_empty())
-            .map(|l| {
-                header
-                    .iter()
-                    .zip(l.split(','))
-                    .map(|(h, v)| (h.trim().to_owned(), v.trim().to_owned()))
-                    .collect()
-            })
+        let mut records = parse_csv(&text).into_iter();
+        let header = records.next().unwrap_or_default();
+        let rows = records
+            .filter(|r| r.iter().any(|f| !f.is_empty()))
+            .map(|r| header.iter().cloned().zip(r).collect())
             .collect();
         Ok(Csv {
             path: path.to_owned(),
@@ -76,6 +70,40 @@ impl Csv {
     }
 }
 
+/// RFC 4180 records: fields separated by commas, optionally in double
+/// quotes (inside which commas and line breaks are text and `""` is a
+/// quote); lines end in LF or CRLF.
+fn parse_csv(text: &str) -> Vec<Vec<String>> {
+    let mut records = Vec::new();
+    let mut record = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') => quoted = true,
+            (false, ',') => record.push(std::mem::take(&mut field)),
+            (false, '\r') if chars.peek() == Some(&'\n') => {}
+            (false, '\n') => {
+                record.push(std::mem::take(&mut field));
+                records.push(std::mem::take(&mut record));
+            }
+            (false, c) => field.push(c),
+        }
+    }
+    if !field.is_empty() || !record.is_empty() {
+        record.push(field);
+        records.push(record);
+    }
+    records
+}
+
 fn num(row: &BTreeMap<String, String>, key: &str) -> Option<f64> {
     row.get(key)?.parse().ok()
 }
@@ -95,14 +123,11 @@ fn newest_csv(dir: &Path, columns: &[&str]) -> Result<Option<PathBuf>> {
             continue;
         }
         let text = std::fs::read_to_string(&path)?;
-        let header: Vec<&str> = text
-            .lines()
+        let header = parse_csv(text.lines().next().unwrap_or(""))
+            .into_iter()
             .next()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .collect();
-        if !columns.iter().all(|c| header.contains(c)) {
+            .unwrap_or_default();
+        if !columns.iter().all(|c| header.iter().any(|h| h == c)) {
             continue;
         }
         let mtime = std::fs::metadata(&path)?.modified()?;
@@ -198,11 +223,16 @@ fn channels_plot(csv: &Csv, out: &Path) -> Result<()> {
         .map_err(|e| e.to_string())?;
     for (i, ((kind, depth), mut points)) in series.into_iter().enumerate() {
         points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mode = if depth == 1 {
+            "strict".to_owned()
+        } else {
+            format!("depth {depth}")
+        };
         let label = match kind.as_str() {
-            "netbuf" => format!("netbuf Rust clients, depth {depth}"),
-            "select" => format!("libpq SELECT $1, depth {depth}"),
-            "netbuf_backend" => format!("netbuf standby backends, depth {depth}"),
-            other => format!("{other}, depth {depth}"),
+            "netbuf" => format!("netbuf Rust clients, {mode}"),
+            "select" => format!("libpq SELECT $1, {mode}"),
+            "netbuf_backend" => format!("netbuf standby backends, {mode}"),
+            other => format!("{other}, {mode}"),
         };
         draw_line(&mut chart, points, &label, COLORS[i % COLORS.len()])?;
     }
