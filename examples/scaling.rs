@@ -190,6 +190,8 @@ struct Point {
     client_cpu_us: Option<f64>,
     /// How busy the primary's CPU was, percent (every process on it).
     primary_busy: Option<f64>,
+    /// The point's backends' share of a CPU, percent.
+    server_share: Option<f64>,
 }
 
 /// p50 and p99 (nearest rank, as examples/bench.rs) of latencies in us.
@@ -263,6 +265,8 @@ struct Measured {
     client_cpu_us: f64,
     /// How busy the primary's CPU was (every process), percent.
     primary_cpu_busy: f64,
+    /// The point's backends' CPU time / wall time, percent of one CPU.
+    server_share: f64,
 }
 
 fn sweep_point<E: Echo>(
@@ -344,6 +348,7 @@ fn sweep_point<E: Echo>(
         server_cpu_us: per_msg(cpu),
         client_cpu_us: per_msg(own),
         primary_cpu_busy: busy,
+        server_share: cpu as f64 / 1e7 / wall,
     }
 }
 
@@ -603,6 +608,7 @@ fn channel_sweep<E: Echo>(
                 server_cpu_us: Some(med(|m| m.server_cpu_us)),
                 client_cpu_us: Some(med(|m| m.client_cpu_us)),
                 primary_busy: Some(med(|m| m.primary_cpu_busy)),
+                server_share: Some(med(|m| m.server_share)),
             });
         }
     }
@@ -686,6 +692,7 @@ fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Po
         server_cpu_us: cpu_us.is_finite().then(|| cpu_us / messages as f64),
         client_cpu_us: None,
         primary_busy: None,
+        server_share: None,
     }
 }
 
@@ -931,7 +938,7 @@ impl Report {
                 p.p99,
                 opt(p.server_cpu_us, 2),
                 opt(p.client_cpu_us, 2),
-                opt(p.server_cpu_us.map(|c| c * p.msgs_per_s / 1e4), 0),
+                opt(p.server_share, 0),
                 opt(p.primary_busy, 0)
             );
             let _ = writeln!(

@@ -342,7 +342,9 @@ fn copy_to(svg: &Path, img_dir: &Path, name: &str) -> Result<()> {
 }
 
 fn run() -> Result<()> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    // bench/report -> the workspace root.
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let root = manifest.parent().and_then(Path::parent).unwrap_or(manifest);
     let mut args = std::env::args_os().skip(1);
     let results = args
         .next()
