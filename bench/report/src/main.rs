@@ -399,3 +399,60 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_fields_quoted_or_not() {
+        let text = "a,b,c\r\n\"x, y\",\"say \"\"hi\"\"\",\n1,,\"multi\nline\"\n";
+        assert_eq!(
+            parse_csv(text),
+            vec![
+                vec!["a", "b", "c"],
+                vec!["x, y", "say \"hi\"", ""],
+                vec!["1", "", "multi\nline"],
+            ]
+        );
+        // No final line break: the last record still counts.
+        assert_eq!(parse_csv("a,b\n1,2"), vec![vec!["a", "b"], vec!["1", "2"]]);
+    }
+
+    /// The newest file with the columns wins; others, and files without
+    /// them, are passed over.
+    #[test]
+    fn newest_csv_with_the_columns() {
+        let dir = std::env::temp_dir().join(format!("netbuf-report-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, text: &str| {
+            std::fs::write(dir.join(name), text).unwrap();
+            // Distinct modification times.
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        write(
+            "bench-1.csv",
+            "section,transport,row,payload_bytes,p50_us\nstrict,tcp,\"(c) x\",16,40\n",
+        );
+        write(
+            "bench-2.csv",
+            "section,transport,row,payload_bytes,p50_us,depth\nstrict,tcp,\"(c) x\",16,41,1\n",
+        );
+        write("scaling-3.csv", "section,kind,depth,channels,msgs_per_s\n");
+        write("other.csv", "section,transport,row\n");
+        let bench = newest_csv(&dir, BENCH_COLUMNS).unwrap().unwrap();
+        assert_eq!(bench.file_name().unwrap(), "bench-2.csv");
+        let scaling = newest_csv(&dir, SCALING_COLUMNS).unwrap().unwrap();
+        assert_eq!(scaling.file_name().unwrap(), "scaling-3.csv");
+        let csv = Csv::read(&bench).unwrap();
+        assert_eq!(csv.stamp(), "2");
+        assert_eq!(csv.rows[0]["row"], "(c) x");
+        assert_eq!(num(&csv.rows[0], "p50_us"), Some(41.0));
+        assert!(
+            newest_csv(&dir.join("missing"), BENCH_COLUMNS)
+                .unwrap()
+                .is_none()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
