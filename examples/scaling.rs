@@ -482,6 +482,27 @@ impl PqConn {
         assert!(status == want, "{what}: {status:?}: {}", self.error());
     }
 
+    /// Checks that a SELECT's one row is `expect` (binary), and frees it.
+    fn check_echo(&self, res: *mut pq::PGresult, expect: &[u8], what: &str) {
+        assert!(!res.is_null(), "{what}: no result: {}", self.error());
+        // SAFETY: res is a live PGresult; the value (if any) is
+        // PQgetlength bytes owned by it, read before PQclear.
+        let got = unsafe {
+            let ok = pq::PQresultStatus(res) == pq::ExecStatusType::PGRES_TUPLES_OK
+                && pq::PQntuples(res) == 1;
+            ok.then(|| {
+                let n = pq::PQgetlength(res, 0, 0) as usize;
+                std::slice::from_raw_parts(pq::PQgetvalue(res, 0, 0).cast::<u8>(), n).to_vec()
+            })
+        };
+        // SAFETY: freed exactly once.
+        unsafe { pq::PQclear(res) };
+        match got {
+            Some(got) => assert!(got == expect, "{what}: the reply is not the request"),
+            None => panic!("{what}: not one row: {}", self.error()),
+        }
+    }
+
     fn enter_pipeline(&mut self) {
         // SAFETY: live PGconn, idle.
         assert!(
@@ -513,18 +534,19 @@ impl Echo for PqConn {
     /// caller), `depth` PQsendQueryPrepared, one sync.
     fn round_trip(&mut self, seq: u32, depth: usize) {
         let mut msg = echo_message();
-        let value: *const c_char = msg.as_ptr().cast();
         let (len, fmt): (c_int, c_int) = (PAYLOAD as c_int, 1);
         if depth == 1 {
             msg[1..5].copy_from_slice(&seq.to_be_bytes());
+            let value: *const c_char = msg.as_ptr().cast();
             // SAFETY: live PGconn; one binary parameter of len bytes.
             let res =
                 unsafe { pq::PQexecPrepared(self.0, STMT.as_ptr(), 1, &value, &len, &fmt, 1) };
-            self.check(res, pq::ExecStatusType::PGRES_TUPLES_OK, "SELECT");
+            self.check_echo(res, &msg, "SELECT");
             return;
         }
         for i in 0..depth {
             msg[1..5].copy_from_slice(&seq.wrapping_add(i as u32).to_be_bytes());
+            let value: *const c_char = msg.as_ptr().cast();
             // SAFETY: as above; libpq copies the parameter before returning.
             let sent =
                 unsafe { pq::PQsendQueryPrepared(self.0, STMT.as_ptr(), 1, &value, &len, &fmt, 1) };
@@ -536,10 +558,11 @@ impl Echo for PqConn {
             "sync: {}",
             self.error()
         );
-        for _ in 0..depth {
+        for i in 0..depth {
+            msg[1..5].copy_from_slice(&seq.wrapping_add(i as u32).to_be_bytes());
             // SAFETY: live PGconn.
             let res = unsafe { pq::PQgetResult(self.0) };
-            self.check(res, pq::ExecStatusType::PGRES_TUPLES_OK, "pipelined SELECT");
+            self.check_echo(res, &msg, "pipelined SELECT");
             // The NULL that ends each query's results.
             // SAFETY: live PGconn.
             let end = unsafe { pq::PQgetResult(self.0) };
