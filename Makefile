@@ -175,11 +175,18 @@ install-bench-module:
 	fi
 	$(MAKE) -C bench/pg_module install
 
-# Exits non-zero when a target is not met (examples/bench.rs).
+# The round-trip bench (examples/bench.rs), how netbuf scales with channels
+# (examples/scaling.rs), then the plots (bench/report: SVGs in
+# bench-results/ and docs/img/).  All three run; make exits non-zero when a
+# target of either bench is not met.
 bench: deps
 	$(MAKE) --no-print-directory install install-bench-module
 	$(MAKE) -C bench/c
-	$(CARGO) run --release --example bench
+	@status=0; \
+	$(CARGO) run --release --example bench || status=1; \
+	$(CARGO) run --release --example scaling || status=1; \
+	$(CARGO) run --release -p netbuf-bench-report || status=1; \
+	exit $$status
 
 # make deb: one Debian package postgresql-N-netbuf per PostgreSQL major of
 # debian/pgversions that postgresql-common supports here (Debian 12: 15),

@@ -62,6 +62,8 @@ mod docs {
     struct Packaging;
     #[doc = include_str!("../docs/rust-api.md")]
     struct RustApi;
+    #[doc = include_str!("../docs/scaling.md")]
+    struct Scaling;
     #[doc = include_str!("../docs/sql-api.md")]
     struct SqlApi;
     #[doc = include_str!("../docs/versioning.md")]

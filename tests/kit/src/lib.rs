@@ -15,6 +15,8 @@
 //! - [`wire`]: a frontend speaking the protocol by hand (one that stops
 //!   reading, which libpq never does).
 //! - [`tls`]: a throw-away CA and server certificate.
+//! - [`cpu`]: pinning a process or a whole server to a CPU, CPU time of a
+//!   process (benchmarks).
 //! - [`test_module`]: the test module `netbuf_test` (tests/pg_module) and
 //!   the requests its handlers answer.
 //!
@@ -24,6 +26,7 @@
 //! `$PG_CONFIG` (default `pg_config` on PATH).
 
 pub mod activity;
+pub mod cpu;
 pub mod process;
 pub mod psql;
 pub mod server;
