@@ -115,6 +115,9 @@ enum Row {
     ConnectRust,
     ConnectBackendBare,
     ConnectBackend,
+    SqlRequest,
+    SqlHandler,
+    SqlDblink,
 }
 
 impl Row {
@@ -134,6 +137,9 @@ impl Row {
             Row::ConnectRust => "(c) Client::connect",
             Row::ConnectBackendBare => "(b') PQconnectdb+SELECT 1",
             Row::ConnectBackend => "(d) netbuf_connect",
+            Row::SqlRequest => "(f) netbuf.request 'E'",
+            Row::SqlHandler => "(f') request, SQL handler",
+            Row::SqlDblink => "(g) dblink prepared",
         }
     }
 
@@ -145,7 +151,13 @@ impl Row {
             Row::BackendSeed | Row::BackendLibpqSeed => Row::BackendLibpqSeed,
             Row::ConnectBare | Row::ConnectLibpqChannel | Row::ConnectRust => Row::ConnectBare,
             Row::ConnectBackendBare | Row::ConnectBackend => Row::ConnectBackendBare,
+            Row::SqlRequest | Row::SqlHandler | Row::SqlDblink => Row::SqlDblink,
         }
+    }
+
+    /// A row of the SQL-path table: a PL/pgSQL loop on the standby.
+    fn from_sql(self) -> bool {
+        matches!(self, Row::SqlRequest | Row::SqlHandler | Row::SqlDblink)
     }
 }
 
@@ -181,6 +193,8 @@ enum Job {
     ConnectC(Transport),
     ConnectRust(Transport),
     ConnectBackend(&'static str, Row, Transport),
+    /// netbuf_bench.sql_path(kind, ...) on the standby.
+    Sql(&'static str, Row, Transport, usize),
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -324,6 +338,12 @@ fn jobs(cfg: &Config) -> Vec<Job> {
         jobs.push(Job::ConnectRust(t));
         jobs.push(Job::ConnectBackend("bare", Row::ConnectBackendBare, t));
         jobs.push(Job::ConnectBackend("netbuf", Row::ConnectBackend, t));
+        // What the SQL API costs (issue 10), strict, from a standby backend.
+        for p in [SMALL, 1024] {
+            jobs.push(Job::Sql("netbuf", Row::SqlRequest, t, p));
+            jobs.push(Job::Sql("handler", Row::SqlHandler, t, p));
+            jobs.push(Job::Sql("dblink", Row::SqlDblink, t, p));
+        }
     }
     jobs
 }
@@ -348,6 +368,10 @@ fn pair_options() -> PairOptions {
         setup_sql: vec![
             "CREATE EXTENSION netbuf".into(),
             "CREATE EXTENSION netbuf_bench".into(),
+            // The SQL-path rows: dblink's baseline, and an op answered by a
+            // SQL function (its own transaction per request).
+            "CREATE EXTENSION dblink".into(),
+            "SELECT netbuf.register_op('H', 'netbuf_bench.echo_sql(bytea)')".into(),
         ],
         ..PairOptions::default()
     }
@@ -548,6 +572,17 @@ impl Bench<'_> {
                 let mut sample = summarize(&mut lat);
                 sample.msgs_per_s = 1e6 / sample.p50;
                 vec![(cell(Row::ConnectRust, t, 0, 0), sample)]
+            }
+            Job::Sql(kind, row, t, p) => {
+                let sql = format!(
+                    "SELECT netbuf_bench.sql_path('{kind}', {}, {p}, {})",
+                    sql_literal(&self.conninfo(t)),
+                    self.cfg.iterations(p, 1) / 2
+                );
+                let mut lat = parse_array(&self.standby_sql(&sql));
+                let mut sample = summarize(&mut lat);
+                sample.msgs_per_s = 1e6 / sample.p50;
+                vec![(cell(row, t, p, 1), sample)]
             }
             Job::ConnectBackend(kind, row, t) => {
                 let sql = format!(
@@ -864,7 +899,7 @@ impl Report {
     fn tables(&mut self) {
         let cells: Vec<Cell> = self.results.keys().copied().collect();
         self.header("Strict request/reply (one message in flight)");
-        for c in cells.iter().filter(|c| c.depth == 1) {
+        for c in cells.iter().filter(|c| c.depth == 1 && !c.row.from_sql()) {
             self.line(c);
         }
         self.header(&format!(
@@ -875,6 +910,12 @@ impl Report {
         }
         self.header("Connection set-up (msgs/s = connections/s at the p50)");
         for c in cells.iter().filter(|c| c.depth == 0) {
+            self.line(c);
+        }
+        self.header(
+            "From SQL on the standby: a PL/pgSQL loop, one call per request (x(b) = over (g) dblink)",
+        );
+        for c in cells.iter().filter(|c| c.row.from_sql()) {
             self.line(c);
         }
     }
