@@ -529,3 +529,30 @@ fn a_superuser_allows_the_servers_credentials_explicitly() {
     assert_sql_error(&err, "2F003", "netbuf: password is required");
     assert_eq!(out.lines().collect::<Vec<_>>(), ["Eallowed"], "{err}");
 }
+
+/// README's "A handler in PL/pgSQL" runs as written: its `sql` block on the
+/// primary, then the request README shows from the standby returns what
+/// README says.  Keeps the quick start's handler example from rotting.
+#[test]
+fn the_readmes_plpgsql_handler_example_works() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md"))
+        .expect("read README.md");
+    let (_, after) = readme
+        .split_once("**A handler in PL/pgSQL**")
+        .expect("README has the PL/pgSQL handler example");
+    let block = after
+        .split_once("```sql\n")
+        .and_then(|(_, rest)| rest.split_once("\n```"))
+        .map(|(block, _)| block)
+        .expect("an sql block after the heading");
+    assert!(block.contains("netbuf.register_op('U'"), "{block}");
+    let p = pair();
+    // On the primary only: the serving backend runs the handler there.
+    p.primary.must(block);
+    assert_eq!(
+        p.standby
+            .must("SELECT convert_from(netbuf.request('U', 'hello'), 'UTF8')"),
+        "HELLO"
+    );
+    p.primary.must("SELECT netbuf.unregister_op('U')");
+}
