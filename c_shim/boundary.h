@@ -174,6 +174,14 @@ typedef struct NbRustApi
 	NbChannel  *(*connect_start) (const char *conninfo, NbError *err);
 	NbStatus	(*connect_continue) (NbChannel *chan, NbError *err);
 	int			(*socket) (const NbChannel *chan);
+
+	/*
+	 * Which socket socket() returns, for a caller that keeps it registered
+	 * (a WaitEventSet) across calls: 0 while it may still be replaced under
+	 * the same number (connecting), otherwise a number that changes whenever
+	 * the channel opens a new connection.
+	 */
+	unsigned long long (*socket_generation) (const NbChannel *chan);
 	long		(*wait_timeout_ms) (const NbChannel *chan);
 	NbStatus	(*send) (NbChannel *chan, const char *data, int nbytes, NbError *err);
 	NbStatus	(*flush) (NbChannel *chan, NbError *err);

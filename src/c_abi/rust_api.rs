@@ -28,6 +28,7 @@ pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
     connect_start: Some(nb_connect_start),
     connect_continue: Some(nb_connect_continue),
     socket: Some(nb_socket),
+    socket_generation: Some(nb_socket_generation),
     wait_timeout_ms: Some(nb_wait_timeout_ms),
     send: Some(nb_send),
     flush: Some(nb_flush),
@@ -208,6 +209,13 @@ unsafe extern "C" fn nb_socket(chan: *const NbChannel) -> c_int {
         Some(channel) => channel.socket(),
         None => -1,
     }
+}
+
+/// # Safety
+/// `chan` must be NULL or from nb_connect_start and not closed.
+unsafe extern "C" fn nb_socket_generation(chan: *const NbChannel) -> u64 {
+    // SAFETY: NULL or a live channel, per the contract.
+    unsafe { chan.cast::<Channel>().as_ref() }.map_or(0, Channel::socket_generation)
 }
 
 /// # Safety
