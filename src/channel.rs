@@ -570,8 +570,11 @@ impl Channel {
             // request gets a new connection, so no old reply can answer it.
             self.reconnect()?;
         }
-        if let Step::Wait(wait) = self.poll_setup()? {
-            return Ok(Step::Wait(wait));
+        // Streaming is the per-message case: no call into the setup loop.
+        if self.phase != Phase::Streaming {
+            if let Step::Wait(wait) = self.poll_setup()? {
+                return Ok(Step::Wait(wait));
+            }
         }
         match self.conn()?.put_copy_data(message) {
             1 => {

@@ -213,11 +213,22 @@ netbuf_standby_flush(NetbufConn *conn)
 	netbuf_call_end(conn, status, &err);
 }
 
+/*
+ * queue then flush, as one call: the per-message path of the seed's
+ * request/reply loop, so it checks the handle and marks it busy once.
+ */
 void
 netbuf_standby_send(NetbufConn *conn, const char *buffer, int nbytes)
 {
-	netbuf_standby_queue(conn, buffer, nbytes);
-	netbuf_standby_flush(conn);
+	NbChannel  *chan = netbuf_call_begin(conn);
+	NbStatus	status;
+	NbError		err;
+
+	netbuf_conn_note_send(conn);
+	NETBUF_RUN(conn, chan, status, nb_rust->send(chan, buffer, nbytes, &err), NETBUF_WAIT_SEND);
+	if (status == NB_DONE)
+		NETBUF_RUN(conn, chan, status, nb_rust->flush(chan, &err), NETBUF_WAIT_SEND);
+	netbuf_call_end(conn, status, &err);
 }
 
 int
