@@ -356,11 +356,18 @@ impl Channel {
         }
     }
 
-    /// Send what libpq still holds; `Some(wait)` if it must wait.
+    /// Send what libpq still holds; `Some(wait)` if it must wait.  Inline:
+    /// every receive asks, and usually nothing is pending.
+    #[inline]
     fn flush_output(&mut self) -> Result<Option<Wait>> {
         if !self.flush_pending {
             return Ok(None);
         }
+        self.flush_pending_output()
+    }
+
+    #[inline(never)]
+    fn flush_pending_output(&mut self) -> Result<Option<Wait>> {
         match self.conn()?.flush() {
             0 => {
                 self.flush_pending = false;
