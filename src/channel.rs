@@ -222,6 +222,7 @@ impl Channel {
     /// that changes with every new connection.  Within one connection past
     /// PQconnectPoll, libpq only ever closes the socket on an error, which
     /// the step that meets it reports rather than waiting.
+    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
     pub(crate) fn socket_generation(&self) -> u64 {
         if self.conn.is_none() || self.phase == Phase::Connecting {
             0
@@ -578,10 +579,10 @@ impl Channel {
             self.reconnect()?;
         }
         // Streaming is the per-message case: no call into the setup loop.
-        if self.phase != Phase::Streaming {
-            if let Step::Wait(wait) = self.poll_setup()? {
-                return Ok(Step::Wait(wait));
-            }
+        if self.phase != Phase::Streaming
+            && let Step::Wait(wait) = self.poll_setup()?
+        {
+            return Ok(Step::Wait(wait));
         }
         match self.conn()?.put_copy_data(message) {
             1 => {
