@@ -214,8 +214,9 @@ netbuf_standby_flush(NetbufConn *conn)
 }
 
 /*
- * queue then flush, as one call: the per-message path of the seed's
- * request/reply loop, so it checks the handle and marks it busy once.
+ * queue then flush, as one call (one handle check, one call into the Rust
+ * core while nothing must wait): the per-message path of the seed's
+ * request/reply loop.
  */
 void
 netbuf_standby_send(NetbufConn *conn, const char *buffer, int nbytes)
@@ -225,8 +226,10 @@ netbuf_standby_send(NetbufConn *conn, const char *buffer, int nbytes)
 	NbError		err;
 
 	netbuf_conn_note_send(conn);
-	NETBUF_RUN(conn, chan, status, nb_rust->send(chan, buffer, nbytes, &err), NETBUF_WAIT_SEND);
-	if (status == NB_DONE)
+	NETBUF_RUN(conn, chan, status, nb_rust->send_flush(chan, buffer, nbytes, &err),
+			   NETBUF_WAIT_SEND);
+	/* Queued, not all written: flushing alone is what is left to wait for. */
+	if (status == NB_QUEUED)
 		NETBUF_RUN(conn, chan, status, nb_rust->flush(chan, &err), NETBUF_WAIT_SEND);
 	netbuf_call_end(conn, status, &err);
 }
