@@ -762,6 +762,82 @@ fn a_channel_left_open_is_closed_with_a_warning_at_commit() {
     );
 }
 
+/// A channel waits on a WaitEventSet of its own, kept from one wait to the
+/// next (issue 12), instead of building one per wait: while the session
+/// channel is open the standby backend holds one epoll descriptor more than
+/// without it, however many waits it did; a reset (a cancel while waiting)
+/// and netbuf_disconnect give it back, and a reconnect takes a new one.
+#[test]
+fn a_channel_keeps_one_wait_set_and_gives_it_back_when_reset_or_closed() {
+    let _lock = shared();
+    let p = pair();
+    let tag = "em_wait_set";
+    let _reap = Reap(p, tag);
+    let s = Session::standby(p);
+    let datadir = &p.standby.datadir;
+    let epolls = |s: &Session| {
+        let fds = s.fds(datadir);
+        let n = fds
+            .others
+            .iter()
+            .filter(|t| t.contains("eventpoll"))
+            .count();
+        (n, fds)
+    };
+    // The handler answers after `ms`: the receive waits.
+    let slow = |ms: i32| {
+        format!(
+            "SELECT netbuf_test.session_request({})",
+            lit(&sleep_msg(ms))
+        )
+    };
+
+    let (none, without) = epolls(&s);
+    s.must(&format!(
+        "SELECT netbuf_test.session_connect('{}')",
+        tagged_conninfo(&p.primary, tag)
+    ));
+    for i in 0..20 {
+        s.must(&slow(20));
+        s.echo(&echo_msg(tag, &i.to_string()));
+    }
+    let (open, with) = epolls(&s);
+    assert_eq!(
+        open,
+        none + 1,
+        "after 40 exchanges on one channel: descriptors {without:?} -> {with:?}"
+    );
+
+    s.start(&slow(2000));
+    wait_in_netbuf(p, &s);
+    p.standby.cancel_backend(s.pid());
+    match s.finish() {
+        Err(e) if e.sqlstate == "57014" => {}
+        other => panic!("the exchange should be cancelled (57014), got {other:?}"),
+    }
+    let (reset, fds) = epolls(&s);
+    assert_eq!(
+        reset, none,
+        "after a reset: descriptors {without:?} -> {fds:?}"
+    );
+
+    s.echo(&echo_msg(tag, "after-reset"));
+    s.must(&slow(20));
+    let (reopened, fds) = epolls(&s);
+    assert_eq!(
+        reopened,
+        none + 1,
+        "after a reconnect: descriptors {without:?} -> {fds:?}"
+    );
+
+    s.must("SELECT netbuf_test.session_disconnect()");
+    let (closed, fds) = epolls(&s);
+    assert_eq!(
+        closed, none,
+        "after netbuf_disconnect: descriptors {without:?} -> {fds:?}"
+    );
+}
+
 /// A pinned channel (the test module's session channel) lives across 200
 /// statements, some of them in transactions that abort after a completed
 /// exchange (no request in flight): every reply is the right one and the
