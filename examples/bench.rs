@@ -156,7 +156,7 @@ impl Row {
     }
 
     /// A row of the SQL-path table: a PL/pgSQL loop on the standby.
-    fn from_sql(self) -> bool {
+    fn is_sql_path(self) -> bool {
         matches!(self, Row::SqlRequest | Row::SqlHandler | Row::SqlDblink)
     }
 }
@@ -899,7 +899,7 @@ impl Report {
     fn tables(&mut self) {
         let cells: Vec<Cell> = self.results.keys().copied().collect();
         self.header("Strict request/reply (one message in flight)");
-        for c in cells.iter().filter(|c| c.depth == 1 && !c.row.from_sql()) {
+        for c in cells.iter().filter(|c| c.depth == 1 && !c.row.is_sql_path()) {
             self.line(c);
         }
         self.header(&format!(
@@ -915,7 +915,7 @@ impl Report {
         self.header(
             "From SQL on the standby: a PL/pgSQL loop, one call per request (x(b) = over (g) dblink)",
         );
-        for c in cells.iter().filter(|c| c.row.from_sql()) {
+        for c in cells.iter().filter(|c| c.row.is_sql_path()) {
             self.line(c);
         }
     }
