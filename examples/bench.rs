@@ -899,7 +899,10 @@ impl Report {
     fn tables(&mut self) {
         let cells: Vec<Cell> = self.results.keys().copied().collect();
         self.header("Strict request/reply (one message in flight)");
-        for c in cells.iter().filter(|c| c.depth == 1 && !c.row.is_sql_path()) {
+        for c in cells
+            .iter()
+            .filter(|c| c.depth == 1 && !c.row.is_sql_path())
+        {
             self.line(c);
         }
         self.header(&format!(
