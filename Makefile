@@ -131,9 +131,17 @@ demo: deps
 
 # NETBUF_LIBNETBUF: the library just built (target/pgN with PG=N), whose
 # exports tests/hardening.rs checks.
+# Fails too when the tests leave a server of theirs running
+# (scripts/test-servers.sh, before and after).
 test: deps
 	$(MAKE) --no-print-directory install install-test-module
+	@scripts/test-servers.sh >target/test-servers.before
 	NETBUF_LIBNETBUF=$(CURDIR)/$(LIBNETBUF) $(CARGO) test --release --no-fail-fast -- --test-threads=2
+	@scripts/test-servers.sh | comm -13 target/test-servers.before - >target/test-servers.left; \
+	if [ -s target/test-servers.left ]; then \
+		echo "make test: the tests left these servers running (pid, data directory):" >&2; \
+		cat target/test-servers.left >&2; exit 1; \
+	fi
 
 # Every major in turn, each against its own primary and standby.
 test-all:

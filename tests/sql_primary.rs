@@ -8,11 +8,12 @@
 //! Needs `make install install-test-module` first; `make test` does it.
 
 use std::process::Command;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use netbuf::{Client, Error};
-use netbuf_testkit::{Node, Server, ServerOptions, pg_bindir, pg_major, run_checked, wait_until};
+use netbuf_testkit::{
+    Node, Server, ServerOptions, pg_bindir, pg_major, run_checked, shared_server_with, wait_until,
+};
 
 /// The role channels are opened as: may serve, may write public.handled.
 const CHANNEL_ROLE: &str = "netbuf_sql_channel";
@@ -83,16 +84,13 @@ fn setup_sql() -> Vec<String> {
 /// The server most tests share: libnetbuf preloaded (so that netbuf.serving
 /// works on every major) and netbuf.log_channels on.
 fn server() -> &'static Server {
-    static SERVER: OnceLock<Server> = OnceLock::new();
-    SERVER.get_or_init(|| {
-        Server::start(ServerOptions {
-            conf: vec![
-                "shared_preload_libraries = 'libnetbuf'".into(),
-                "netbuf.log_channels = on".into(),
-            ],
-            setup_sql: setup_sql(),
-            ..ServerOptions::default()
-        })
+    shared_server_with(|| ServerOptions {
+        conf: vec![
+            "shared_preload_libraries = 'libnetbuf'".into(),
+            "netbuf.log_channels = on".into(),
+        ],
+        setup_sql: setup_sql(),
+        ..ServerOptions::default()
     })
 }
 

@@ -45,5 +45,5 @@ pub use process::{
 pub use psql::{assert_sql_error, psql, psql_command, sql_literal};
 pub use server::{
     CrashWatch, NetnsPlace, Node, Pair, PairOptions, Server, ServerOptions, pg_bindir, pg_config,
-    pg_major, server_program, shared_pair, shared_pair_with,
+    pg_major, server_program, shared_pair, shared_pair_with, shared_server_with,
 };

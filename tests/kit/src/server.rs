@@ -779,6 +779,27 @@ impl Server {
     }
 }
 
+static SHARED_SERVER: OnceLock<Server> = OnceLock::new();
+
+/// A lone server shared by all tests of this test binary, started on first
+/// use with the options of whichever call comes first, and stopped at
+/// process exit like [`shared_pair`] (a `static` is never dropped, so a
+/// server kept in one without this would outlive the tests).
+pub fn shared_server_with(opts: fn() -> ServerOptions) -> &'static Server {
+    SHARED_SERVER.get_or_init(|| {
+        let server = Server::start(opts());
+        // SAFETY: registering a plain extern "C" fn that never unwinds.
+        unsafe { libc::atexit(teardown_shared_server) };
+        server
+    })
+}
+
+extern "C" fn teardown_shared_server() {
+    if let Some(server) = SHARED_SERVER.get() {
+        server.scratch.cleanup(&[&server.node]);
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.scratch.cleanup(&[&self.node]);
