@@ -869,7 +869,15 @@ fn storm(conninfo: &str, n: usize, netbuf: bool) -> Storm {
 
 fn pair_options() -> PairOptions {
     PairOptions {
-        primary_conf: vec![format!("max_connections = {MAX_CONNECTIONS}")],
+        // As examples/bench.rs and docs/operations.md: a primary that
+        // serves many channels preloads libnetbuf, so that its backends
+        // share the library (and the libpq it links) with the postmaster
+        // instead of each loading them; the memory target is for that
+        // configuration (docs/scaling.md gives the figure without it).
+        primary_conf: vec![
+            format!("max_connections = {MAX_CONNECTIONS}"),
+            "shared_preload_libraries = 'libnetbuf'".into(),
+        ],
         setup_sql: vec![
             "CREATE EXTENSION netbuf".into(),
             "CREATE EXTENSION netbuf_bench".into(),
@@ -1110,7 +1118,8 @@ fn main() -> ExitCode {
          (depth {DEPTH}: the batch's, from the first queue to the last reply); srv us = CPU time \
          of the point's backends on the primary per message; cli us = this driver's CPU time per message \
          (all its threads: the client side); srv % = the point's backends' CPU time / wall time (100 = one CPU); \
-         busy % = how busy the primary's CPU was, every process on it counted (other jobs on a shared machine too)",
+         busy % = how busy the primary's CPU was, every process on it counted (other jobs on a shared machine too)\n\
+         primary: max_connections = {MAX_CONNECTIONS}, shared_preload_libraries = 'libnetbuf'",
         date("+%Y-%m-%d %H:%M UTC"),
         machine(),
         loadavg(),
