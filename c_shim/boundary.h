@@ -79,8 +79,7 @@ typedef enum NbStatus
 	NB_WAIT_READ = 1,			/* wait until the socket is readable, call again */
 	NB_WAIT_WRITE = 2,			/* wait until readable or writable, call again */
 	NB_END_OF_STREAM = 3,		/* nb_recv only: the primary ended the stream */
-	NB_ERROR = 4,				/* failed: the NbError says why */
-	NB_QUEUED = 5				/* send_flush only: queued; continue with flush */
+	NB_ERROR = 4				/* failed: the NbError says why */
 } NbStatus;
 
 /* An error, ready for ereport: SQLSTATE plus message, detail, hint, context. */
@@ -175,25 +174,9 @@ typedef struct NbRustApi
 	NbChannel  *(*connect_start) (const char *conninfo, NbError *err);
 	NbStatus	(*connect_continue) (NbChannel *chan, NbError *err);
 	int			(*socket) (const NbChannel *chan);
-
-	/*
-	 * Which socket socket() returns, for a caller that keeps it registered
-	 * (a WaitEventSet) across calls: 0 while it may still be replaced under
-	 * the same number (connecting), otherwise a number that changes whenever
-	 * the channel opens a new connection.
-	 */
-	unsigned long long (*socket_generation) (const NbChannel *chan);
 	long		(*wait_timeout_ms) (const NbChannel *chan);
 	NbStatus	(*send) (NbChannel *chan, const char *data, int nbytes, NbError *err);
 	NbStatus	(*flush) (NbChannel *chan, NbError *err);
-
-	/*
-	 * send, then flush, in one call (netbuf_send's per-message path):
-	 * NB_DONE once queued and written; NB_WAIT_* while it cannot be queued
-	 * (call send_flush again); NB_QUEUED once queued when the flush must
-	 * wait (continue with flush, never send_flush: it would queue it twice).
-	 */
-	NbStatus	(*send_flush) (NbChannel *chan, const char *data, int nbytes, NbError *err);
 	NbStatus	(*recv) (NbChannel *chan, const char **data, int *nbytes, NbError *err);
 
 	/* Requests sent whose replies were not received (capped at INT_MAX). */

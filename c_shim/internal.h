@@ -61,32 +61,12 @@ extern uint32 netbuf_wait_event(NetbufWait which);
 
 /* ---- standby/ownership.c: a channel handle's owner and state ---------- */
 
-/*
- * A channel's own WaitEventSet (latch, postmaster death, its socket), kept
- * from one wait to the next: a wait is then one epoll_wait instead of a set
- * built and torn down each time (epoll_create1, an epoll_ctl per event,
- * close).  channel.c builds, changes and uses it; ownership.c frees it when
- * the channel is closed or reset, whatever closes it (abort included).
- */
-typedef struct NetbufWaitSet
-{
-	struct WaitEventSet *set;	/* NULL: none built yet, or freed */
-	bool		suspect;		/* an ERROR may have left it half-changed */
-	unsigned long long generation;	/* nb_rust->socket_generation built for */
-	pgsocket	socket;			/* the socket registered in it */
-	void	   *latch;			/* the latch registered in it (MyLatch) */
-	uint32		socket_events;	/* WL_SOCKET_* the socket waits for now */
-	int			socket_pos;		/* its position in the set */
-} NetbufWaitSet;
-
 extern NetbufConn *netbuf_conn_create(void);
 extern void netbuf_conn_discard(NetbufConn *conn);
 extern void netbuf_conn_attach(NetbufConn *conn, NbChannel *chan);
 extern NbChannel *netbuf_call_begin(NetbufConn *conn);
 extern void netbuf_call_end(NetbufConn *conn, NbStatus status, const NbError *err);
 extern void netbuf_conn_note_send(NetbufConn *conn);
-extern NetbufWaitSet *netbuf_conn_wait_set(NetbufConn *conn);
-extern void netbuf_wait_set_free(NetbufWaitSet *ws);
 extern void netbuf_standby_pin(NetbufConn *conn);
 extern void netbuf_standby_disconnect(NetbufConn *conn);
 extern pgsocket netbuf_conn_describe(NetbufConn *conn, NbChannelInfo *info);

@@ -130,8 +130,6 @@ pub(crate) struct Channel {
     /// What went through the channel over its whole life, reconnections
     /// included (see [`Counters`]).
     counters: Counters,
-    /// Counts the connections this channel opened (see `socket_generation`).
-    connections: u64,
 }
 
 /// Messages and bytes a channel carried, for the standby's
@@ -174,7 +172,6 @@ impl Channel {
             enter_copy: enter_copy_both(max_reply_size),
             in_flight: 0,
             counters: Counters::default(),
-            connections: 1,
         })
     }
 
@@ -183,8 +180,6 @@ impl Channel {
     /// The last received message stays valid: the caller may be sending it.
     fn reconnect(&mut self) -> Result<()> {
         self.conn = None;
-        // Counted before opening: even a failed attempt may have had a socket.
-        self.connections += 1;
         match open(&self.params) {
             Ok(conn) => self.conn = Some(conn),
             Err(error) => return Err(self.fail(error)),
@@ -212,23 +207,6 @@ impl Channel {
     /// The socket to wait on; -1 once a reset closed the connection.
     pub(crate) fn socket(&self) -> c_int {
         self.conn.as_ref().map_or(-1, PgConn::socket)
-    }
-
-    /// Identifies the socket that `socket` returns, for a caller that keeps
-    /// its own registration of it (the backend's WaitEventSet): 0 while the
-    /// socket may still be replaced under the same number (PQconnectPoll
-    /// closes and opens sockets while it tries addresses and SSL/GSS modes,
-    /// and a new socket usually gets the old one's number), else a number
-    /// that changes with every new connection.  Within one connection past
-    /// PQconnectPoll, libpq only ever closes the socket on an error, which
-    /// the step that meets it reports rather than waiting.
-    #[cfg_attr(not(feature = "backend"), allow(dead_code))]
-    pub(crate) fn socket_generation(&self) -> u64 {
-        if self.conn.is_none() || self.phase == Phase::Connecting {
-            0
-        } else {
-            self.connections
-        }
     }
 
     /// Requests sent whose replies have not been received.
@@ -357,18 +335,11 @@ impl Channel {
         }
     }
 
-    /// Send what libpq still holds; `Some(wait)` if it must wait.  Inline:
-    /// every receive asks, and usually nothing is pending.
-    #[inline]
+    /// Send what libpq still holds; `Some(wait)` if it must wait.
     fn flush_output(&mut self) -> Result<Option<Wait>> {
         if !self.flush_pending {
             return Ok(None);
         }
-        self.flush_pending_output()
-    }
-
-    #[inline(never)]
-    fn flush_pending_output(&mut self) -> Result<Option<Wait>> {
         match self.conn()?.flush() {
             0 => {
                 self.flush_pending = false;
@@ -578,10 +549,7 @@ impl Channel {
             // request gets a new connection, so no old reply can answer it.
             self.reconnect()?;
         }
-        // Streaming is the per-message case: no call into the setup loop.
-        if self.phase != Phase::Streaming
-            && let Step::Wait(wait) = self.poll_setup()?
-        {
+        if let Step::Wait(wait) = self.poll_setup()? {
             return Ok(Step::Wait(wait));
         }
         match self.conn()?.put_copy_data(message) {

@@ -78,20 +78,6 @@
 #define NETBUF_HAVE_RESOWNER_DESC
 #endif
 
-/*
- * A WaitEventSet that lives as long as the session unless freed explicitly
- * (standby/channel.c keeps one per channel).  17 made CreateWaitEventSet's
- * first argument a ResourceOwner that frees the set when it is released
- * (NULL: nobody does); before, it was the MemoryContext to allocate in.
- * The caller includes storage/latch.h and utils/memutils.h.
- */
-#if PG_VERSION_NUM >= 170000
-#define netbuf_create_session_wait_set(nevents) CreateWaitEventSet(NULL, (nevents))
-#else
-#define netbuf_create_session_wait_set(nevents) \
-	CreateWaitEventSet(TopMemoryContext, (nevents))
-#endif
-
 /* 17 replaced pq_buffer_has_data() with pq_buffer_remaining_data(). */
 #if PG_VERSION_NUM >= 170000
 #define pq_buffer_has_data() (pq_buffer_remaining_data() > 0)

@@ -33,7 +33,6 @@
 #include "access/xact.h"
 #include "lib/ilist.h"
 #include "storage/fd.h"
-#include "storage/latch.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
@@ -51,7 +50,6 @@ struct NetbufConn
 	SubTransactionId send_subid;	/* subtransaction of the last send */
 	dlist_node	node;			/* in open_channels or closed_handles */
 	TimestampTz opened_at;		/* when netbuf_conn_attach took it */
-	NetbufWaitSet wait;			/* channel.c's wait set for it */
 };
 
 /* Every open channel of this backend. */
@@ -89,7 +87,6 @@ static void
 netbuf_close_channel(NetbufConn *conn, bool keep_handle)
 {
 	dlist_delete(&conn->node);
-	netbuf_wait_set_free(&conn->wait);
 	nb_rust->close(conn->chan);
 	ReleaseExternalFD();
 	conn->chan = NULL;
@@ -117,8 +114,6 @@ netbuf_close_channel(NetbufConn *conn, bool keep_handle)
 static void
 netbuf_reset_channel(NetbufConn *conn, const char *why)
 {
-	/* The socket goes: so does the set that waits on it (and its FD). */
-	netbuf_wait_set_free(&conn->wait);
 	nb_rust->reset(conn->chan, why);
 	conn->busy = false;
 }
@@ -331,26 +326,6 @@ netbuf_conn_note_send(NetbufConn *conn)
 {
 	conn->send_xact = xact_generation;
 	conn->send_subid = GetCurrentSubTransactionId();
-}
-
-/* The wait set of an open channel, for channel.c's waits. */
-NetbufWaitSet *
-netbuf_conn_wait_set(NetbufConn *conn)
-{
-	return &conn->wait;
-}
-
-/*
- * Free a channel's wait set, if it has one (its epoll FD with it).  Cannot
- * fail: called at abort and by resource owner release.
- */
-void
-netbuf_wait_set_free(NetbufWaitSet *ws)
-{
-	if (ws->set != NULL)
-		FreeWaitEventSet(ws->set);
-	ws->set = NULL;
-	ws->suspect = false;
 }
 
 /* netbuf_pin: the channel belongs to the session from now on. */

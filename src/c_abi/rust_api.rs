@@ -28,10 +28,8 @@ pub(crate) static NB_RUST_API: NbRustApi = NbRustApi {
     connect_start: Some(nb_connect_start),
     connect_continue: Some(nb_connect_continue),
     socket: Some(nb_socket),
-    socket_generation: Some(nb_socket_generation),
     wait_timeout_ms: Some(nb_wait_timeout_ms),
     send: Some(nb_send),
-    send_flush: Some(nb_send_flush),
     flush: Some(nb_flush),
     recv: Some(nb_recv),
     in_flight: Some(nb_in_flight),
@@ -214,13 +212,6 @@ unsafe extern "C" fn nb_socket(chan: *const NbChannel) -> c_int {
 
 /// # Safety
 /// `chan` must be NULL or from nb_connect_start and not closed.
-unsafe extern "C" fn nb_socket_generation(chan: *const NbChannel) -> u64 {
-    // SAFETY: NULL or a live channel, per the contract.
-    unsafe { chan.cast::<Channel>().as_ref() }.map_or(0, Channel::socket_generation)
-}
-
-/// # Safety
-/// `chan` must be NULL or from nb_connect_start and not closed.
 unsafe extern "C" fn nb_wait_timeout_ms(chan: *const NbChannel) -> c_long {
     // SAFETY: NULL or a live channel, per the contract.
     match unsafe { chan.cast::<Channel>().as_ref() }.and_then(Channel::wait_timeout_ms) {
@@ -237,55 +228,23 @@ unsafe extern "C" fn nb_send(
     nbytes: c_int,
     err: *mut NbError,
 ) -> NbStatus {
-    // SAFETY: as this function's contract.
-    on_channel(chan, err, |c| unsafe { send_step(c, data, nbytes, false) })
-}
-
-/// # Safety
-/// `chan` must be NULL or live; `data` must be NULL or valid for `nbytes`.
-unsafe extern "C" fn nb_send_flush(
-    chan: *mut NbChannel,
-    data: *const c_char,
-    nbytes: c_int,
-    err: *mut NbError,
-) -> NbStatus {
-    // SAFETY: as this function's contract.
-    on_channel(chan, err, |c| unsafe { send_step(c, data, nbytes, true) })
-}
-
-/// Queue one message and, with `flush`, write out what libpq holds
-/// (`NB_QUEUED` if that must wait: see boundary.h).
-///
-/// # Safety
-/// `data` must be NULL or valid for `nbytes` bytes.
-#[inline(always)]
-unsafe fn send_step(
-    c: &mut Channel,
-    data: *const c_char,
-    nbytes: c_int,
-    flush: bool,
-) -> Result<NbStatus, Error> {
-    injected_panic(NbPanicPoint::NB_PANIC_SEND);
-    let len = usize::try_from(nbytes).map_err(|_| {
-        Error::InvalidArgument(format!("cannot send a message of negative length {nbytes}"))
-    })?;
-    let message = match (data.is_null(), len) {
-        (_, 0) => &[][..],
-        (true, _) => {
-            return Err(Error::InvalidArgument(format!(
-                "the buffer is NULL but nbytes is {nbytes}"
-            )));
-        }
-        // SAFETY: non-NULL and valid for nbytes bytes per the contract.
-        (false, len) => unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) },
-    };
-    match c.poll_send(message)? {
-        Step::Ready(()) if flush => Ok(match c.poll_flush()? {
-            Step::Ready(()) => NbStatus::NB_DONE,
-            Step::Wait(_) => NbStatus::NB_QUEUED,
-        }),
-        step => Ok(status(step)),
-    }
+    on_channel(chan, err, |c| {
+        injected_panic(NbPanicPoint::NB_PANIC_SEND);
+        let len = usize::try_from(nbytes).map_err(|_| {
+            Error::InvalidArgument(format!("cannot send a message of negative length {nbytes}"))
+        })?;
+        let message = match (data.is_null(), len) {
+            (_, 0) => &[][..],
+            (true, _) => {
+                return Err(Error::InvalidArgument(format!(
+                    "the buffer is NULL but nbytes is {nbytes}"
+                )));
+            }
+            // SAFETY: non-NULL and valid for nbytes bytes per the contract.
+            (false, len) => unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) },
+        };
+        c.poll_send(message).map(status)
+    })
 }
 
 /// # Safety
