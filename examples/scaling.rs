@@ -13,6 +13,10 @@
 //!   connections running a prepared `SELECT $1::bytea` (depth 8: pipeline
 //!   mode).  Target (issue 12): netbuf's aggregate msgs/s at 256 channels
 //!   >= 80% of its peak over the counts, strict and depth 8 each;
+//! - the floor for the same sweep: as many bare TCP sockets, each echoed by
+//!   a process of its own on the primary's CPU (one process per channel, as
+//!   PostgreSQL has, with nothing of PostgreSQL in the way); its ratio at
+//!   256 channels to its peak is printed beside SELECT's (not targets);
 //! - standby backends: 1, 2, 4, ... 64 psql sessions on the standby, each
 //!   running `netbuf_bench.run('netbuf', ...)` (strict loop through
 //!   netbuf.h, bench/pg_module), started together; aggregate msgs/s;
@@ -30,7 +34,8 @@
 //! over the channel counts, default 3; figures are medians),
 //! SCALE_WINDOW_MS (per point and round, default 800), SCALE_CHANNELS
 //! ("1 2 4 8 16 32 64 128 256"), SCALE_STANDBY ("1 2 4 8 16 32 64"),
-//! SCALE_STORM (100), BENCH_PIN.
+//! SCALE_STORM (100), SCALE_KINDS (sweeps to run: "netbuf select raw
+//! standby"), BENCH_PIN.
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::fmt::Write as _;
@@ -75,6 +80,8 @@ struct Config {
     channels: Vec<usize>,
     standby: Vec<usize>,
     storm: usize,
+    /// Sweeps to run (SCALE_KINDS): netbuf, select, raw, standby.
+    kinds: Vec<String>,
 }
 
 fn counts(var: &str, default: &str, max: usize) -> Vec<usize> {
@@ -134,7 +141,20 @@ impl Config {
             channels: counts("SCALE_CHANNELS", "1 2 4 8 16 32 64 128 256", 256),
             standby: counts("SCALE_STANDBY", "1 2 4 8 16 32 64", 64),
             storm,
+            kinds: std::env::var("SCALE_KINDS")
+                .unwrap_or_else(|_| "netbuf select raw standby".into())
+                .split_whitespace()
+                .map(|k| match k {
+                    "netbuf" | "select" | "raw" | "standby" => k.to_owned(),
+                    _ => panic!("SCALE_KINDS: {k:?} is not one of netbuf select raw standby"),
+                })
+                .collect(),
         }
+    }
+
+    /// Whether SCALE_KINDS asks for this sweep.
+    fn wants(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k == kind)
     }
 
     fn server_cpu(&self) -> Option<usize> {
@@ -156,6 +176,10 @@ enum Kind {
     Select,
     /// netbuf.h in standby backends (netbuf_bench.run).
     Backend,
+    /// The floor: a bare TCP socket per channel, echoed by a process of
+    /// its own on the primary's CPU (one process per channel, as
+    /// PostgreSQL has), with nothing of PostgreSQL in the way.
+    Raw,
 }
 
 impl Kind {
@@ -164,6 +188,7 @@ impl Kind {
             Kind::Netbuf => "netbuf",
             Kind::Select => "select",
             Kind::Backend => "netbuf_backend",
+            Kind::Raw => "raw",
         }
     }
 
@@ -172,6 +197,7 @@ impl Kind {
             Kind::Netbuf => "netbuf Rust clients",
             Kind::Select => "libpq SELECT $1",
             Kind::Backend => "netbuf standby backends",
+            Kind::Raw => "raw socket, process each",
         }
     }
 }
@@ -427,6 +453,139 @@ fn open_channels(pair: &Pair, conninfo: &str, tag: &str, n: usize) -> Vec<Channe
             msg: echo_message(),
         })
         .collect()
+}
+
+// ---- the floor: raw sockets, one echo process per channel --------------------
+
+/// Argument that makes this program the raw echo server (see raw_echo_server).
+const RAW_SERVER_ARG: &str = "--raw-echo-server";
+
+/// The raw echo server, run as a child of the driver (a fresh,
+/// single-threaded process, so fork is safe): listens on an ephemeral
+/// loopback port, prints it, and forks one echo process per accepted
+/// connection, pinned to `cpu` as the primary is.  Each echo process first
+/// sends its pid (4 bytes, native order), then writes back every byte it
+/// reads until EOF.  Echoing bytes is echoing frames: the client sends
+/// whole requests and reads as many bytes back.
+fn raw_echo_server(cpu: Option<usize>) -> ! {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    let port = listener.local_addr().expect("local address").port();
+    println!("{port}");
+    std::io::stdout().flush().expect("stdout");
+    // SAFETY: SIG_IGN for SIGCHLD: exited echo processes are reaped by the
+    // kernel; nothing here waits for them.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    loop {
+        let (mut stream, _) = listener.accept().expect("accept");
+        // SAFETY: this process has one thread (it was exec'd for this), so
+        // the child may go on running Rust code after fork.
+        match unsafe { libc::fork() } {
+            0 => {
+                drop(listener);
+                if let Some(cpu) = cpu {
+                    pin(0, cpu);
+                }
+                stream.set_nodelay(true).expect("TCP_NODELAY");
+                // SAFETY: getpid has no preconditions.
+                let pid = unsafe { libc::getpid() };
+                stream.write_all(&pid.to_ne_bytes()).expect("sending the pid");
+                let mut buf = [0u8; 64 * 1024];
+                loop {
+                    match stream.read(&mut buf) {
+                        Ok(0) | Err(_) => std::process::exit(0),
+                        Ok(n) => {
+                            if stream.write_all(&buf[..n]).is_err() {
+                                std::process::exit(0);
+                            }
+                        }
+                    }
+                }
+            }
+            -1 => panic!("fork: {}", std::io::Error::last_os_error()),
+            _ => drop(stream),
+        }
+    }
+}
+
+/// The raw echo server process; killed on drop (its echo processes leave at
+/// EOF, when the driver's sockets close).
+struct RawServer {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl RawServer {
+    fn start(cpu: Option<usize>) -> RawServer {
+        use std::io::BufRead;
+        let exe = std::env::current_exe().expect("this program's path");
+        let mut cmd = Command::new(exe);
+        cmd.arg(RAW_SERVER_ARG).stdout(Stdio::piped());
+        if let Some(cpu) = cpu {
+            cmd.arg(cpu.to_string());
+        }
+        let mut child = cmd.spawn().expect("starting the raw echo server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("its stdout"))
+            .read_line(&mut line)
+            .expect("reading the raw echo server's port");
+        let port = line
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("raw echo server printed {line:?}, not a port"));
+        RawServer { child, port }
+    }
+}
+
+impl Drop for RawServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One raw channel: a loopback TCP connection to an echo process.
+struct RawChannel {
+    stream: std::net::TcpStream,
+    pid: libc::pid_t,
+    out: Vec<u8>,
+    back: Vec<u8>,
+}
+
+impl RawChannel {
+    fn connect(port: u16) -> RawChannel {
+        use std::io::Read;
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("raw connect");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        let mut pid = [0u8; 4];
+        stream.read_exact(&mut pid).expect("the echo process's pid");
+        RawChannel {
+            stream,
+            pid: libc::pid_t::from_ne_bytes(pid),
+            out: Vec::with_capacity(PAYLOAD * DEPTH),
+            back: vec![0; PAYLOAD * DEPTH],
+        }
+    }
+}
+
+impl Echo for RawChannel {
+    fn round_trip(&mut self, seq: u32, depth: usize) {
+        use std::io::{Read, Write};
+        self.out.clear();
+        for i in 0..depth {
+            let mut msg = echo_message();
+            msg[1..5].copy_from_slice(&seq.wrapping_add(i as u32).to_be_bytes());
+            self.out.extend_from_slice(&msg);
+        }
+        self.stream.write_all(&self.out).expect("raw write");
+        let back = &mut self.back[..self.out.len()];
+        self.stream.read_exact(back).expect("raw read");
+        assert!(back == &self.out[..], "raw echo differs");
+    }
+
+    fn backend_pid(&self) -> libc::pid_t {
+        self.pid
+    }
 }
 
 // ---- libpq connections --------------------------------------------------------
@@ -988,31 +1147,37 @@ impl Report {
         }
     }
 
-    /// Aggregate msgs/s at the largest count against the peak.
-    fn scaling_target(&mut self, points: &[Point], kind: Kind, depth: usize) {
+    /// Aggregate msgs/s at 256 channels against the peak over the counts
+    /// of `kind` at `depth`: (ratio, text), None if 256 was not measured.
+    fn at_256_over_peak(points: &[Point], kind: Kind, depth: usize) -> Option<(f64, String)> {
         let of: Vec<&Point> = points
             .iter()
             .filter(|p| p.kind == kind && p.depth == depth)
             .collect();
         let peak = of
             .iter()
-            .max_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s));
-        let at256 = of.iter().find(|p| p.channels == 256);
-        match (peak, at256) {
-            (Some(peak), Some(at)) => {
-                let r = at.msgs_per_s / peak.msgs_per_s;
-                self.targets.push((
-                    r >= 0.8,
-                    format!(
-                        "scaling: {} depth {depth}: msgs/s at 256 channels / peak ({} channels) = {:.0} / {:.0} = {r:.2} (need >= 0.8)",
-                        kind.label(),
-                        peak.channels,
-                        at.msgs_per_s,
-                        peak.msgs_per_s
-                    ),
-                ));
-            }
-            _ => {
+            .max_by(|a, b| a.msgs_per_s.total_cmp(&b.msgs_per_s))?;
+        let at = of.iter().find(|p| p.channels == 256)?;
+        let r = at.msgs_per_s / peak.msgs_per_s;
+        Some((
+            r,
+            format!(
+                "{} depth {depth}: msgs/s at 256 channels / peak ({} channels) = {:.0} / {:.0} = {r:.2}",
+                kind.label(),
+                peak.channels,
+                at.msgs_per_s,
+                peak.msgs_per_s
+            ),
+        ))
+    }
+
+    /// The target: netbuf's msgs/s at 256 channels >= 80% of its peak.
+    fn scaling_target(&mut self, points: &[Point], kind: Kind, depth: usize) {
+        match Self::at_256_over_peak(points, kind, depth) {
+            Some((r, text)) => self
+                .targets
+                .push((r >= 0.8, format!("scaling: {text} (need >= 0.8)"))),
+            None => {
                 let _ = writeln!(
                     self.text,
                     "(scaling target for {} depth {depth} not checked: 256 channels not measured)",
@@ -1021,9 +1186,31 @@ impl Report {
             }
         }
     }
+
+    /// The same ratio for the baselines, printed, not a target: how much of
+    /// the fall is PostgreSQL's (SELECT) and how much any process per
+    /// channel pays on this machine (raw).
+    fn baseline_ratios(&mut self, points: &[Point]) {
+        let lines: Vec<String> = [Kind::Select, Kind::Raw]
+            .into_iter()
+            .flat_map(|kind| [1, DEPTH].map(|depth| (kind, depth)))
+            .filter_map(|(kind, depth)| Self::at_256_over_peak(points, kind, depth))
+            .map(|(_, text)| text)
+            .collect();
+        if !lines.is_empty() {
+            let _ = writeln!(self.text, "\nThe same ratio for the baselines (not targets)");
+            for line in lines {
+                let _ = writeln!(self.text, "     {line}");
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(RAW_SERVER_ARG) {
+        raw_echo_server(args.get(2).map(|c| c.parse().expect("a CPU number")));
+    }
     let default_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if !INTERRUPTED.load(Ordering::Relaxed) {
@@ -1076,33 +1263,47 @@ fn main() -> ExitCode {
 
     let max = cfg.channels.iter().copied().max().unwrap_or(1);
     let mut points = Vec::new();
-    eprintln!("netbuf scaling: opening {max} channels");
-    let mut channels = open_channels(pair, &conninfo, TAG, max);
-    channel_sweep(Kind::Netbuf, &mut channels, &cfg, |_, _| {}, &mut points);
-    drop(channels);
-    wait_gone(pair, TAG);
+    if cfg.wants("netbuf") {
+        eprintln!("netbuf scaling: opening {max} channels");
+        let mut channels = open_channels(pair, &conninfo, TAG, max);
+        channel_sweep(Kind::Netbuf, &mut channels, &cfg, |_, _| {}, &mut points);
+        drop(channels);
+        wait_gone(pair, TAG);
+    }
 
-    eprintln!("netbuf scaling: opening {max} libpq connections");
-    let select_ci = format!("{conninfo} application_name=netbuf_scale_select");
-    let mut conns: Vec<PqConn> = (0..max).map(|_| PqConn::connect(&select_ci)).collect();
-    let pipeline = |conns: &mut [PqConn], depth: usize| {
-        for c in conns {
-            if depth > 1 {
-                c.enter_pipeline();
-            } else {
-                c.exit_pipeline();
+    if cfg.wants("select") {
+        eprintln!("netbuf scaling: opening {max} libpq connections");
+        let select_ci = format!("{conninfo} application_name=netbuf_scale_select");
+        let mut conns: Vec<PqConn> = (0..max).map(|_| PqConn::connect(&select_ci)).collect();
+        let pipeline = |conns: &mut [PqConn], depth: usize| {
+            for c in conns {
+                if depth > 1 {
+                    c.enter_pipeline();
+                } else {
+                    c.exit_pipeline();
+                }
             }
-        }
-    };
-    channel_sweep(Kind::Select, &mut conns, &cfg, pipeline, &mut points);
-    drop(conns);
-    wait_gone(pair, "netbuf_scale_select");
+        };
+        channel_sweep(Kind::Select, &mut conns, &cfg, pipeline, &mut points);
+        drop(conns);
+        wait_gone(pair, "netbuf_scale_select");
+    }
+
+    if cfg.wants("raw") {
+        eprintln!("netbuf scaling: opening {max} raw sockets");
+        let raw = RawServer::start(cfg.server_cpu());
+        let mut sockets: Vec<RawChannel> =
+            (0..max).map(|_| RawChannel::connect(raw.port)).collect();
+        channel_sweep(Kind::Raw, &mut sockets, &cfg, |_, _| {}, &mut points);
+    }
 
     eprintln!("netbuf scaling: memory of idle channels and connections");
     let (serving, idle) = memory(pair, &conninfo);
 
     let mut standby = Vec::new();
-    standby_sweep(pair, &conninfo, &cfg, &mut standby);
+    if cfg.wants("standby") {
+        standby_sweep(pair, &conninfo, &cfg, &mut standby);
+    }
 
     // ---- the report ----
     let mut report = Report {
@@ -1184,6 +1385,7 @@ fn main() -> ExitCode {
             serving.pss, idle.pss
         ),
     ));
+    report.baseline_ratios(&points);
     let failed = report.targets.iter().filter(|(ok, _)| !ok).count();
     let _ = writeln!(report.text, "\nTargets (issue 12)");
     for (ok, text) in &report.targets {

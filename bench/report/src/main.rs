@@ -232,6 +232,7 @@ fn channels_plot(csv: &Csv, out: &Path) -> Result<()> {
             "netbuf" => format!("netbuf Rust clients, {mode}"),
             "select" => format!("libpq SELECT $1, {mode}"),
             "netbuf_backend" => format!("netbuf standby backends, {mode}"),
+            "raw" => format!("raw socket, one process each, {mode}"),
             other => format!("{other}, {mode}"),
         };
         draw_line(&mut chart, points, &label, COLORS[i % COLORS.len()])?;
