@@ -489,7 +489,9 @@ fn raw_echo_server(cpu: Option<usize>) -> ! {
                 stream.set_nodelay(true).expect("TCP_NODELAY");
                 // SAFETY: getpid has no preconditions.
                 let pid = unsafe { libc::getpid() };
-                stream.write_all(&pid.to_ne_bytes()).expect("sending the pid");
+                stream
+                    .write_all(&pid.to_ne_bytes())
+                    .expect("sending the pid");
                 let mut buf = [0u8; 64 * 1024];
                 loop {
                     match stream.read(&mut buf) {
@@ -1198,7 +1200,10 @@ impl Report {
             .map(|(_, text)| text)
             .collect();
         if !lines.is_empty() {
-            let _ = writeln!(self.text, "\nThe same ratio for the baselines (not targets)");
+            let _ = writeln!(
+                self.text,
+                "\nThe same ratio for the baselines (not targets)"
+            );
             for line in lines {
                 let _ = writeln!(self.text, "     {line}");
             }
