@@ -116,6 +116,7 @@ enum Row {
     ConnectBackendBare,
     ConnectBackend,
     SqlRequest,
+    SqlTransaction,
     SqlHandler,
     SqlDblink,
 }
@@ -138,6 +139,7 @@ impl Row {
             Row::ConnectBackendBare => "(b') PQconnectdb+SELECT 1",
             Row::ConnectBackend => "(d) netbuf_connect",
             Row::SqlRequest => "(f) netbuf.request 'E'",
+            Row::SqlTransaction => "(f'') C handler in xact",
             Row::SqlHandler => "(f') request, SQL handler",
             Row::SqlDblink => "(g) dblink prepared",
         }
@@ -151,13 +153,18 @@ impl Row {
             Row::BackendSeed | Row::BackendLibpqSeed => Row::BackendLibpqSeed,
             Row::ConnectBare | Row::ConnectLibpqChannel | Row::ConnectRust => Row::ConnectBare,
             Row::ConnectBackendBare | Row::ConnectBackend => Row::ConnectBackendBare,
-            Row::SqlRequest | Row::SqlHandler | Row::SqlDblink => Row::SqlDblink,
+            Row::SqlRequest | Row::SqlTransaction | Row::SqlHandler | Row::SqlDblink => {
+                Row::SqlDblink
+            }
         }
     }
 
     /// A row of the SQL-path table: a PL/pgSQL loop on the standby.
     fn is_sql_path(self) -> bool {
-        matches!(self, Row::SqlRequest | Row::SqlHandler | Row::SqlDblink)
+        matches!(
+            self,
+            Row::SqlRequest | Row::SqlTransaction | Row::SqlHandler | Row::SqlDblink
+        )
     }
 }
 
@@ -341,6 +348,7 @@ fn jobs(cfg: &Config) -> Vec<Job> {
         // What the SQL API costs (issue 10), strict, from a standby backend.
         for p in [SMALL, 1024] {
             jobs.push(Job::Sql("netbuf", Row::SqlRequest, t, p));
+            jobs.push(Job::Sql("transaction", Row::SqlTransaction, t, p));
             jobs.push(Job::Sql("handler", Row::SqlHandler, t, p));
             jobs.push(Job::Sql("dblink", Row::SqlDblink, t, p));
         }
@@ -362,7 +370,9 @@ fn pair_options() -> PairOptions {
     // serving backend loads libnetbuf (and the libpq, libssl and Kerberos
     // it links) at its CALL, a quarter of a bare connection's time or
     // more on this VM (docs/benchmarks.md, Method).
-    primary_conf.push("shared_preload_libraries = 'libnetbuf'".into());
+    // netbuf_bench registers op 'T' (a C handler that needs a transaction,
+    // row (f'')) in its _PG_init.
+    primary_conf.push("shared_preload_libraries = 'libnetbuf,netbuf_bench'".into());
     PairOptions {
         primary_conf,
         setup_sql: vec![
@@ -1410,7 +1420,7 @@ fn main() -> ExitCode {
         report.text,
         "netbuf bench: {}\nmachine: {}\nload average before: {load_before}, after: {}\n\
          CPUs: {}\n\
-         primary: shared_preload_libraries = 'libnetbuf'; channels secure search_path in the startup packet\n\
+         primary: shared_preload_libraries = 'libnetbuf,netbuf_bench' (op 'T' for row (f'')); channels secure search_path in the startup packet\n\
          {rounds} interleaved rounds; each figure is the median over rounds; spread = (max - min) / median of the rounds' p50\n\
          x(b) = p50 / p50 of the hand-written libpq row from the same kind of process ((b) for client programs, \
          (b') for standby backends, the bare connection for connection rows)\n\

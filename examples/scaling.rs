@@ -18,8 +18,9 @@
 //!   PostgreSQL has, with nothing of PostgreSQL in the way); its ratio at
 //!   256 channels to its peak is printed beside SELECT's (not targets);
 //! - standby backends: 1, 2, 4, ... 64 psql sessions on the standby, each
-//!   running `netbuf_bench.run('netbuf', ...)` (strict loop through
-//!   netbuf.h, bench/pg_module), started together; aggregate msgs/s;
+//!   running `netbuf_bench.run('netbuf', ...)` (a loop through netbuf.h,
+//!   bench/pg_module; strict and depth 8), started together; aggregate
+//!   msgs/s;
 //! - memory per idle channel: PSS (/proc/PID/smaps_rollup) of idle serving
 //!   backends against idle libpq connections' backends after the same
 //!   warm-up (1000 round trips each); target: <= idle connection + 256 kB;
@@ -803,13 +804,13 @@ fn channel_sweep<E: Echo>(
 /// strictly, released together by pg_sleep_until; the window runs from the
 /// first start to the last end (each session reports its end and its
 /// timed span).  `iterations` per session.
-fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Point {
+fn standby_point(pair: &Pair, conninfo: &str, n: usize, depth: usize, iterations: usize) -> Point {
     let epoch = |t: SystemTime| t.duration_since(UNIX_EPOCH).expect("clock").as_secs_f64();
     // Time for n psql processes to start and connect on a busy CPU.
     let release = epoch(SystemTime::now()) + 0.3 + n as f64 * 0.02;
     let run = format!(
         "SELECT extract(epoch FROM clock_timestamp()), r.wall_us, r.server_cpu_us, r.lat_us \
-         FROM netbuf_bench.run('netbuf', {}, {PAYLOAD}, {iterations}, 1) r",
+         FROM netbuf_bench.run('netbuf', {}, {PAYLOAD}, {iterations}, {depth}) r",
         sql_literal(conninfo)
     );
     let children: Vec<_> = (0..n)
@@ -852,15 +853,17 @@ fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Po
             .next()
             .and_then(|v| v.trim().parse::<f64>().ok())
             .unwrap_or(f64::NAN);
+        // One figure per batch: its time / depth.  The table's depth-8
+        // round trip is the batch's, as in the channel sweep.
         let l: Vec<f64> = f
             .next()
             .unwrap_or("")
             .trim()
             .trim_matches(['{', '}'])
             .split(',')
-            .map(|v| num(Some(v)))
+            .map(|v| num(Some(v)) * depth as f64)
             .collect();
-        messages += l.len();
+        messages += l.len() * depth;
         lat.extend(l);
         first = first.min(end - wall_s);
         last = last.max(end);
@@ -868,7 +871,7 @@ fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Po
     let (p50, p99) = percentiles(&mut lat);
     Point {
         kind: Kind::Backend,
-        depth: 1,
+        depth,
         channels: n,
         msgs_per_s: messages as f64 / (last - first),
         p50,
@@ -883,14 +886,16 @@ fn standby_point(pair: &Pair, conninfo: &str, n: usize, iterations: usize) -> Po
 fn standby_sweep(pair: &Pair, conninfo: &str, cfg: &Config, points: &mut Vec<Point>) {
     // Messages per session so that a point lasts about a window: from the
     // last point's aggregate rate (a first guess for the first).
-    let mut rate = 20_000.0;
-    for &n in &cfg.standby {
-        eprint!("\rnetbuf scaling: standby backends, {n} sessions    ");
-        let span = cfg.window.as_secs_f64() * cfg.rounds.min(2) as f64;
-        let iterations = ((rate * span / n as f64) as usize).clamp(50, 200_000);
-        let p = standby_point(pair, conninfo, n, iterations);
-        rate = p.msgs_per_s;
-        points.push(p);
+    for depth in [1, DEPTH] {
+        let mut rate = 20_000.0 * depth as f64;
+        for &n in &cfg.standby {
+            eprint!("\rnetbuf scaling: standby backends, depth {depth}, {n} sessions    ");
+            let span = cfg.window.as_secs_f64() * cfg.rounds.min(2) as f64;
+            let iterations = ((rate * span / n as f64) as usize).clamp(50 * depth, 200_000 * depth);
+            let p = standby_point(pair, conninfo, n, depth, iterations);
+            rate = p.msgs_per_s;
+            points.push(p);
+        }
     }
     eprintln!();
 }
@@ -1343,7 +1348,7 @@ fn main() -> ExitCode {
         &points,
     );
     report.points(
-        "Standby backends: one psql session per backend, netbuf_bench.run('netbuf', ...) strict, started together",
+        "Standby backends: one psql session per backend, netbuf_bench.run('netbuf', ...) strict and depth 8, started together",
         "standby",
         &standby,
     );

@@ -19,7 +19,9 @@ CREATE FUNCTION @extschema@.echo_sql(payload bytea) RETURNS bytea
   LANGUAGE sql AS 'SELECT payload';
 
 -- kind: netbuf (netbuf.request('E', ...)) | handler (netbuf.request('H', ...),
--- answered by echo_sql) | dblink (a statement prepared once over dblink,
+-- answered by echo_sql) | transaction (netbuf.request('T', ...), answered by
+-- this module's C echo in a transaction per request, when the primary
+-- preloads it) | dblink (a statement prepared once over dblink,
 -- EXECUTEd per call).  Each call's time in microseconds, after a warm-up of
 -- 10 calls that also opens the connection; every reply is checked.
 CREATE FUNCTION @extschema@.sql_path(kind text, conninfo text, payload int4, iterations int4)
@@ -34,6 +36,8 @@ DECLARE
 BEGIN
   IF kind = 'netbuf' THEN
     want := '\x45'::bytea || p;             -- 'E' || payload
+  ELSIF kind = 'transaction' THEN
+    want := '\x54'::bytea || p;             -- 'T' || payload
   ELSIF kind = 'dblink' THEN
     PERFORM public.dblink_connect('netbuf_bench', conninfo);
     PERFORM public.dblink_exec('netbuf_bench', 'PREPARE p(bytea) AS SELECT $1::bytea');
@@ -47,6 +51,8 @@ BEGIN
       r := netbuf.request('E', p, conninfo);
     ELSIF kind = 'handler' THEN
       r := netbuf.request('H', p, conninfo);
+    ELSIF kind = 'transaction' THEN
+      r := netbuf.request('T', p, conninfo);
     ELSE
       SELECT b INTO r FROM public.dblink('netbuf_bench', q) AS t(b bytea);
     END IF;

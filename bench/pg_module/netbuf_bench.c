@@ -14,6 +14,11 @@
  *
  * Set-up (connect, CALL netbuf.serve(), PREPARE) is not timed and uses
  * libpq's blocking calls; the driver bounds it with connect_timeout.
+ *
+ * On the primary (in shared_preload_libraries after libnetbuf) the module
+ * registers op 'T', an echo in the transaction netbuf starts per request
+ * for a handler registered without NETBUF_HANDLER_NO_TRANSACTION: the
+ * (f'') row against (f), whose 'E' runs outside any, is that cost.
  */
 #include "postgres.h"
 
@@ -35,6 +40,22 @@
 #include "netbuf.h"
 
 PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/* 'T': the request back, op code included, as the built-in 'E' answers. */
+static void
+echo_in_transaction(const char *request, int nbytes, StringInfo reply)
+{
+	appendBinaryStringInfo(reply, request, nbytes);
+}
+
+void
+_PG_init(void)
+{
+	load_file("libnetbuf", false);
+	netbuf_register_handler('T', echo_in_transaction);
+}
 
 #define WARMUP 200				/* messages, not timed */
 #define CONNECT_WARMUP 3		/* connections, not timed */
